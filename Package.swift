@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The network and TV kernels are written once (generic, @inlinable, in Reconstruction's
+// KernelCore) and specialised in one small target per instruction set, each compiled
+// with its own -target-cpu, so SIMD code lowers to vector FMAs. The choice is made at run
+// time from the CPU's features (CCPUFeatures); a plain path serves every other CPU.
+#if arch(x86_64)
+let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512"])]
+#else
+let avx2Flags: [SwiftSetting] = []
+let avx512Flags: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "RevSCI",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "revsci", targets: ["revsci"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "CCPUFeatures", path: "Sources/CCPUFeatures"),
+        .target(name: "SCICore"),
+        .target(name: "Formats", dependencies: ["SCICore", "CZlib"]),
+        .target(name: "KernelCore"),
+        .target(name: "KernelsAVX2", dependencies: ["KernelCore"], swiftSettings: avx2Flags),
+        .target(name: "KernelsAVX512", dependencies: ["KernelCore"], swiftSettings: avx512Flags),
+        .target(name: "Reconstruction",
+                dependencies: ["SCICore", "Formats", "KernelCore", "KernelsAVX2", "KernelsAVX512", "CCPUFeatures"]),
+        .executableTarget(name: "revsci", dependencies: [
+            "SCICore", "Formats", "Reconstruction",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "revsci-fuzz", dependencies: ["Formats"]),
+        // Finds ../shared (data and fixtures) for the tests; not part of the product.
+        .target(name: "TestSupport"),
+        .testTarget(name: "SCICoreTests", dependencies: ["SCICore", "Formats", "TestSupport"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "SCICore", "TestSupport"]),
+        .testTarget(name: "ReconstructionTests", dependencies: ["Reconstruction", "Formats", "SCICore", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
