@@ -1,0 +1,24 @@
+import KernelCore
+
+/// KernelCore's generic kernels specialised for AVX-512 (this target is compiled with
+/// -target-cpu skylake-avx512). Call only when the CPU reports AVX-512 F/BW/DQ/VL.
+public enum AVX512Kernels {
+    public static let vectorWidth = 16
+
+    public static func tvChambolleFrame(
+        layout: TVFrameLayout, image: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+        p0: UnsafeMutablePointer<Float>, p1: UnsafeMutablePointer<Float>, validMask: UnsafePointer<Float>,
+        weight: Float, maxIterations: Int, eps: Float
+    ) -> Int {
+        KernelCore.tvChambolleFrame(SIMD16<Float>.self, layout: layout, image: image, out: out, p0: p0, p1: p1,
+                                    validMask: validMask, weight: weight, maxIterations: maxIterations, eps: eps)
+    }
+
+    public static func gapProjectionRows(
+        layout: TVFrameLayout, frames: Int, rows: Range<Int>, y: UnsafePointer<Float>, y1: UnsafeMutablePointer<Float>,
+        phiSum: UnsafePointer<Float>, phi: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>, accelerate: Bool
+    ) {
+        KernelCore.gapProjectionRows(SIMD16<Float>.self, layout: layout, frames: frames, rows: rows, y: y, y1: y1,
+                                     phiSum: phiSum, phi: phi, x: x, accelerate: accelerate)
+    }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct RevSCICommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revsci",
+        abstract: "Video snapshot compressive imaging: reconstruct coded snapshots into video.",
+        discussion: """
+        A CACTI camera records T frames in one coded exposure; these commands recover them with
+        GAP-TV (classical, no training) or the RevSCI network.
+        """,
+        subcommands: [ReconstructCommand.self, EvalCommand.self]
+    )
+}
