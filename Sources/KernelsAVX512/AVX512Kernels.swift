@@ -21,4 +21,9 @@ public enum AVX512Kernels {
         KernelCore.gapProjectionRows(SIMD16<Float>.self, layout: layout, frames: frames, rows: rows, y: y, y1: y1,
                                      phiSum: phiSum, phi: phi, x: x, accelerate: accelerate)
     }
+
+    /// Convolution rows with 14-pixel x 16-channel register blocks.
+    public static func convRows(_ call: ConvCall, rows: Range<Int>) {
+        KernelCore.convRows(SIMD16<Float>.self, pixels: InlineArray<14, Int>.self, call, rows: rows)
+    }
 }

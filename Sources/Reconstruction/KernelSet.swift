@@ -1,5 +1,6 @@
 import CCPUFeatures
 import Foundation
+import SCICore
 import KernelCore
 import KernelsAVX2
 import KernelsAVX512
@@ -65,6 +66,20 @@ public enum KernelSet: String, Sendable, CaseIterable {
         case .generic:
             KernelCore.gapProjectionRows(SIMD4<Float>.self, layout: layout, frames: frames, rows: rows, y: y, y1: y1,
                                          phiSum: phiSum, phi: phi, x: x, accelerate: accelerate)
+        }
+    }
+
+    /// Runs a convolution on all cores, splitting its output rows.
+    public func conv(_ call: ConvCall) {
+        let rows = call.rowCount
+        let chunks = min(Parallel.coreCount, rows)
+        Parallel.forEach(chunks) { k in
+            let range = (k * rows / chunks) ..< ((k + 1) * rows / chunks)
+            switch self {
+            case .avx512: AVX512Kernels.convRows(call, rows: range)
+            case .avx2: AVX2Kernels.convRows(call, rows: range)
+            case .generic: KernelCore.convRows(SIMD16<Float>.self, pixels: InlineArray<2, Int>.self, call, rows: range)
+            }
         }
     }
 }

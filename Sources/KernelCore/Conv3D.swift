@@ -1,0 +1,157 @@
+/// Direct 3-D convolution on channels-last buffers (REFERENCE.md section 3 semantics: PyTorch
+/// cross-correlation with bias), register-blocked as P output pixels x 16 output channels.
+///
+/// Layout: an activation is a (T, H, W, C) buffer, padded in T, H and W with the zeros its
+/// consumer's padding needs, so the inner loop has no edge cases. For one (kt, kh, kw) tap the
+/// C input channels of a pixel are contiguous, and the packed weights for that tap are
+/// [c][16 outputs]: each step broadcasts one input value to P pixels' accumulators.
+/// Bias, LeakyReLU and the store mode (write, add into, subtract from) are fused into the
+/// epilogue, so reversible blocks update their 64-channel state in place.
+public enum ConvEpilogue: Sendable {
+    /// output = conv (+ LeakyReLU if a slope is given)
+    case store
+    /// output += conv
+    case add
+    /// output -= conv
+    case subtract
+}
+
+/// Output channels per register block; packed weights and biases are padded to a multiple.
+public let convOutputBlock = 16
+
+/// One convolution over explicit strides (in floats). Pointers address element (0, 0, 0) of the
+/// channel slice used: `input` at padded-input origin (the conv's padding already subtracted),
+/// `output` at the first output pixel.
+public struct ConvCall: @unchecked Sendable {
+    public var input: UnsafePointer<Float>
+    public var inputStrides: (t: Int, h: Int, w: Int)
+    public var inputChannels: Int
+    public var kernel: (t: Int, h: Int, w: Int)
+    public var stride: (t: Int, h: Int, w: Int)
+    /// Packed [outBlock][kt][kh][kw][c][16].
+    public var weights: UnsafePointer<Float>
+    /// outBlocks * 16 values.
+    public var bias: UnsafePointer<Float>
+    public var outputChannels: Int
+    public var output: UnsafeMutablePointer<Float>
+    public var outputStrides: (t: Int, h: Int, w: Int)
+    public var outputSize: (t: Int, h: Int, w: Int)
+    public var epilogue: ConvEpilogue
+    /// LeakyReLU slope applied after bias (store mode only); nil for none.
+    public var leakySlope: Float?
+    /// Add the bias (false for the extra parts of a split convolution).
+    public var addBias: Bool
+
+    public init(input: UnsafePointer<Float>, inputStrides: (t: Int, h: Int, w: Int), inputChannels: Int,
+                kernel: (t: Int, h: Int, w: Int), stride: (t: Int, h: Int, w: Int),
+                weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, outputChannels: Int,
+                output: UnsafeMutablePointer<Float>, outputStrides: (t: Int, h: Int, w: Int),
+                outputSize: (t: Int, h: Int, w: Int), epilogue: ConvEpilogue, leakySlope: Float?, addBias: Bool = true) {
+        self.input = input
+        self.inputStrides = inputStrides
+        self.inputChannels = inputChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.weights = weights
+        self.bias = bias
+        self.outputChannels = outputChannels
+        self.output = output
+        self.outputStrides = outputStrides
+        self.outputSize = outputSize
+        self.epilogue = epilogue
+        self.leakySlope = leakySlope
+        self.addBias = addBias
+    }
+
+    public var outputBlocks: Int { (outputChannels + convOutputBlock - 1) / convOutputBlock }
+    /// Output rows (t, h pairs): the unit of work split between threads.
+    public var rowCount: Int { outputSize.t * outputSize.h }
+    /// Multiply-adds x 2 (useful work only, padding lanes excluded).
+    public var flops: Double {
+        2 * Double(outputSize.t * outputSize.h * outputSize.w) * Double(outputChannels) * Double(inputChannels)
+            * Double(kernel.t * kernel.h * kernel.w)
+    }
+}
+
+/// P pixels x one 16-channel block, all taps, then the epilogue; stores pixels from `firstStore`.
+@inlinable @inline(__always)
+func convPixelBlock<V: SIMD & BitwiseCopyable, let P: Int>(
+    _: V.Type, _: InlineArray<P, Int>.Type, _ call: ConvCall, t: Int, h: Int, w0: Int, firstStore: Int, block: Int
+) where V.Scalar == Float {
+    let cin = call.inputChannels
+    let pixelStep = call.stride.w * call.inputStrides.w
+    var acc = InlineArray<P, V>(repeating: call.addBias ? call.bias.loadVector(V.self, at: block * 16) : V())
+    var wp = call.weights + block * call.kernel.t * call.kernel.h * call.kernel.w * cin * 16
+    for kt in 0 ..< call.kernel.t {
+        for kh in 0 ..< call.kernel.h {
+            let row = call.input + (t * call.stride.t + kt) * call.inputStrides.t + (h * call.stride.h + kh) * call.inputStrides.h
+                + w0 * pixelStep
+            for kw in 0 ..< call.kernel.w {
+                var ip = row + kw * call.inputStrides.w
+                for _ in 0 ..< cin {
+                    let wv = wp.loadVector(V.self, at: 0)
+                    for p in 0 ..< P {
+                        acc[p] = acc[p].addingProduct(V(repeating: ip[p * pixelStep]), wv)
+                    }
+                    wp += 16
+                    ip += 1
+                }
+            }
+        }
+    }
+    let out = call.output + t * call.outputStrides.t + h * call.outputStrides.h + w0 * call.outputStrides.w + block * 16
+    let lanes = min(16, call.outputChannels - block * 16)
+    let slope = V(repeating: call.leakySlope ?? 1)
+    for p in firstStore ..< P {
+        var v = acc[p]
+        let o = out + p * call.outputStrides.w
+        switch call.epilogue {
+        case .store:
+            if call.leakySlope != nil { v.replace(with: v * slope, where: v .< V()) }
+        case .add:
+            v = (lanes == 16 ? o.loadVector(V.self, at: 0) : partialLoad(V.self, o, lanes)) + v
+        case .subtract:
+            v = (lanes == 16 ? o.loadVector(V.self, at: 0) : partialLoad(V.self, o, lanes)) - v
+        }
+        if lanes == 16 {
+            o.storeVector(v, at: 0)
+        } else {
+            for l in 0 ..< lanes { o[l] = v[l] }
+        }
+    }
+}
+
+@inlinable @inline(__always)
+func partialLoad<V: SIMD & BitwiseCopyable>(_: V.Type, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) -> V where V.Scalar == Float {
+    var v = V()
+    for l in 0 ..< lanes { v[l] = p[l] }
+    return v
+}
+
+/// Runs output rows `rows` (index = t * H + h) of `call` with P-pixel register blocks; the last
+/// block of a row overlaps the previous one (storing only new pixels), so any width >= P works
+/// without a remainder loop; narrower rows use single pixels.
+@inlinable @inline(__always)
+public func convRows<V: SIMD & BitwiseCopyable, let P: Int>(
+    _: V.Type, pixels _: InlineArray<P, Int>.Type, _ call: ConvCall, rows: Range<Int>
+) where V.Scalar == Float {
+    precondition(V.scalarCount == 16, "conv kernels work on 16-channel blocks")
+    let width = call.outputSize.w
+    for row in rows {
+        let t = row / call.outputSize.h, h = row % call.outputSize.h
+        for block in 0 ..< call.outputBlocks {
+            if width < P {
+                for w in 0 ..< width {
+                    convPixelBlock(V.self, InlineArray<1, Int>.self, call, t: t, h: h, w0: w, firstStore: 0, block: block)
+                }
+                continue
+            }
+            var w0 = 0
+            while w0 < width {
+                let start = min(w0, width - P)
+                convPixelBlock(V.self, InlineArray<P, Int>.self, call, t: t, h: h, w0: start, firstStore: w0 - start, block: block)
+                w0 = start + P
+            }
+        }
+    }
+}

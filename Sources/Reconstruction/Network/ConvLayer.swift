@@ -1,0 +1,167 @@
+import Formats
+import KernelCore
+import SCICore
+
+/// A Conv3d layer (PyTorch semantics: cross-correlation, zero padding, bias) with its weights
+/// packed once into the kernels' [outBlock][kt][kh][kw][c][16] layout.
+public final class ConvLayer: @unchecked Sendable {
+    public let name: String
+    public let inputChannels: Int
+    public let outputChannels: Int
+    public let kernel: (t: Int, h: Int, w: Int)
+    public let stride: (t: Int, h: Int, w: Int)
+    public let padding: (t: Int, h: Int, w: Int)
+    let packed: [Float]
+    let bias: [Float]
+
+    /// `weight` is [out, in, kT, kH, kW]; padding defaults to kernel / 2 ("same" for odd kernels).
+    public init(name: String, weight: NumericArray, bias: NumericArray, stride: (t: Int, h: Int, w: Int) = (1, 1, 1),
+                padding: (t: Int, h: Int, w: Int)? = nil) throws {
+        guard weight.shape.count == 5 else {
+            throw SCIError("\(name).weight has shape \(weight.shape); a Conv3d weight is [out, in, kT, kH, kW]")
+        }
+        let (o, i, kt, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3], weight.shape[4])
+        guard bias.shape == [o] else { throw SCIError("\(name).bias has shape \(bias.shape), expected [\(o)]") }
+        self.name = name
+        inputChannels = i
+        outputChannels = o
+        kernel = (kt, kh, kw)
+        self.stride = stride
+        self.padding = padding ?? (kt / 2, kh / 2, kw / 2)
+        let w = weight.floats()
+        packed = Self.pack(outputs: o, inputs: i, taps: (kt, kh, kw)) { oc, ic, a, b, c in
+            w[(((oc * i + ic) * kt + a) * kh + b) * kw + c]
+        }
+        self.bias = Self.padBias(bias.floats(), outputs: o)
+    }
+
+    /// Wraps pre-packed weights (the transposed convolution's sub-kernels).
+    init(name: String, inputChannels: Int, outputChannels: Int, kernel: (t: Int, h: Int, w: Int), packed: [Float], bias: [Float]) {
+        self.name = name
+        self.inputChannels = inputChannels
+        self.outputChannels = outputChannels
+        self.kernel = kernel
+        stride = (1, 1, 1)
+        padding = (0, 0, 0)
+        self.packed = packed
+        self.bias = Self.padBias(bias, outputs: outputChannels)
+    }
+
+    static func padBias(_ b: [Float], outputs: Int) -> [Float] {
+        let blocks = (outputs + convOutputBlock - 1) / convOutputBlock
+        return b + [Float](repeating: 0, count: blocks * convOutputBlock - outputs)
+    }
+
+    /// Packs weights given by `value(out, in, kt, kh, kw)` into [outBlock][kt][kh][kw][in][16].
+    static func pack(outputs: Int, inputs: Int, taps: (Int, Int, Int), value: (Int, Int, Int, Int, Int) -> Float) -> [Float] {
+        let blocks = (outputs + convOutputBlock - 1) / convOutputBlock
+        let (kt, kh, kw) = taps
+        var packed = [Float](repeating: 0, count: blocks * kt * kh * kw * inputs * convOutputBlock)
+        var k = 0
+        for blk in 0 ..< blocks {
+            for a in 0 ..< kt {
+                for b in 0 ..< kh {
+                    for c in 0 ..< kw {
+                        for ic in 0 ..< inputs {
+                            for l in 0 ..< convOutputBlock {
+                                let oc = blk * convOutputBlock + l
+                                if oc < outputs { packed[k] = value(oc, ic, a, b, c) }
+                                k += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return packed
+    }
+
+    public func outputSize(for input: (t: Int, h: Int, w: Int)) -> (t: Int, h: Int, w: Int) {
+        ((input.t + 2 * padding.t - kernel.t) / stride.t + 1,
+         (input.h + 2 * padding.h - kernel.h) / stride.h + 1,
+         (input.w + 2 * padding.w - kernel.w) / stride.w + 1)
+    }
+
+    /// Runs the layer from `input` into `output` (whose size must be outputSize(for: input.size)).
+    /// The input activation's padding must cover this layer's.
+    public func run(_ input: ActivationView, into output: ActivationView, epilogue: ConvEpilogue = .store,
+                    leakySlope: Float? = 0.01, kernels: KernelSet = .active) {
+        precondition(input.channels == inputChannels && output.channels == outputChannels, "\(name): channel mismatch")
+        precondition(input.activation.pad >= max(padding.t, padding.h, padding.w), "\(name): input padding too small")
+        let expected = outputSize(for: input.size)
+        precondition(expected == output.size, "\(name): output size \(output.size) != \(expected)")
+        let s = input.strides
+        let origin = input.origin - padding.t * s.t - padding.h * s.h - padding.w * s.w
+        run(input: UnsafePointer(origin), inputStrides: s, output: output.origin, outputStrides: output.strides,
+            outputSize: expected, epilogue: epilogue, leakySlope: leakySlope, kernels: kernels)
+    }
+
+    func run(input: UnsafePointer<Float>, inputStrides: (t: Int, h: Int, w: Int), output: UnsafeMutablePointer<Float>,
+             outputStrides: (t: Int, h: Int, w: Int), outputSize: (t: Int, h: Int, w: Int), epilogue: ConvEpilogue,
+             leakySlope: Float?, kernels: KernelSet) {
+        packed.withUnsafeBufferPointer { w in
+            bias.withUnsafeBufferPointer { b in
+                let call = ConvCall(input: input, inputStrides: inputStrides, inputChannels: inputChannels, kernel: kernel,
+                                    stride: stride, weights: w.baseAddress!, bias: b.baseAddress!, outputChannels: outputChannels,
+                                    output: output, outputStrides: outputStrides, outputSize: outputSize,
+                                    epilogue: epilogue, leakySlope: epilogue == .store ? leakySlope : nil)
+                kernels.conv(call)
+            }
+        }
+    }
+
+    public var parameterCount: Int { inputChannels * outputChannels * kernel.t * kernel.h * kernel.w + outputChannels }
+}
+
+/// ConvTranspose3d(k (1,3,3), stride (1,2,2), padding (0,1,1), output_padding (0,1,1)), the
+/// head's upsampling layer, computed as four small convolutions, one per output pixel parity:
+/// even output rows take kernel row 1 at input row m; odd rows take row 2 at m and row 0 at m+1
+/// (likewise for columns). Reading row m+1 past the edge hits the input's zero padding.
+public final class ConvTransposeLayer: @unchecked Sendable {
+    public let name: String
+    public let inputChannels: Int
+    public let outputChannels: Int
+    let parts: [(rowParity: Int, colParity: Int, conv: ConvLayer)]
+
+    /// `weight` is [in, out, 1, 3, 3] (PyTorch's ConvTranspose3d layout).
+    public init(name: String, weight: NumericArray, bias: NumericArray) throws {
+        guard weight.shape.count == 5, weight.shape[2] == 1, weight.shape[3] == 3, weight.shape[4] == 3 else {
+            throw SCIError("\(name).weight has shape \(weight.shape); expected [in, out, 1, 3, 3]")
+        }
+        let (i, o) = (weight.shape[0], weight.shape[1])
+        guard bias.shape == [o] else { throw SCIError("\(name).bias has shape \(bias.shape), expected [\(o)]") }
+        self.name = name
+        inputChannels = i
+        outputChannels = o
+        let w = weight.floats(), b = bias.floats()
+        // Kernel index used by tap d (0 or 1) of parity a: even -> [1]; odd -> [2 (offset 0), 0 (offset 1)].
+        func tap(_ parity: Int, _ d: Int) -> Int { parity == 0 ? 1 : (d == 0 ? 2 : 0) }
+        var parts: [(Int, Int, ConvLayer)] = []
+        for a in 0 ..< 2 {
+            for c in 0 ..< 2 {
+                let packed = ConvLayer.pack(outputs: o, inputs: i, taps: (1, 1 + a, 1 + c)) { oc, ic, _, dh, dw in
+                    w[((ic * o + oc) * 3 + tap(a, dh)) * 3 + tap(c, dw)]
+                }
+                parts.append((a, c, ConvLayer(name: "\(name)[\(a)\(c)]", inputChannels: i, outputChannels: o,
+                                              kernel: (1, 1 + a, 1 + c), packed: packed, bias: b)))
+            }
+        }
+        self.parts = parts
+    }
+
+    public func outputSize(for input: (t: Int, h: Int, w: Int)) -> (t: Int, h: Int, w: Int) { (input.t, 2 * input.h, 2 * input.w) }
+
+    public func run(_ input: ActivationView, into output: ActivationView, leakySlope: Float? = 0.01, kernels: KernelSet = .active) {
+        precondition(input.channels == inputChannels && output.channels == outputChannels, "\(name): channel mismatch")
+        precondition(input.activation.pad >= 1, "\(name): input needs one cell of padding")
+        precondition(outputSize(for: input.size) == output.size, "\(name): output size mismatch")
+        let o = output.strides
+        for (a, c, conv) in parts {
+            conv.run(input: UnsafePointer(input.origin), inputStrides: input.strides, output: output.origin + a * o.h + c * o.w,
+                     outputStrides: (o.t, 2 * o.h, 2 * o.w), outputSize: input.size, epilogue: .store,
+                     leakySlope: leakySlope, kernels: kernels)
+        }
+    }
+
+    public var parameterCount: Int { inputChannels * outputChannels * 9 + outputChannels }
+}
