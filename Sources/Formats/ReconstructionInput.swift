@@ -69,7 +69,7 @@ public struct ReconstructionInput: Sendable {
             let needed = snapshots.count * mask.frames
             guard v.frames == needed else {
                 let hint = v.frames % mask.frames == 0 && v.frames < needed
-                    ? " (keep only the first \(v.frames / mask.frames) snapshot(s) of the measurement)" : ""
+                    ? " (use only the first \(v.frames / mask.frames) snapshot(s) of the measurement: --snapshots \(v.frames / mask.frames) on the command line)" : ""
                 throw SCIError("ground truth has \(v.frames) frames but \(snapshots.count) snapshot(s) of \(mask.frames) frames give \(needed)\(hint)")
             }
             truth = v
