@@ -5,13 +5,16 @@ import PackageDescription
 // KernelCore) and specialised in one small target per instruction set, each compiled
 // with its own -target-cpu, so SIMD code lowers to vector FMAs. The choice is made at run
 // time from the CPU's features (CCPUFeatures); a plain path serves every other CPU.
+// The kernel targets are optimised in debug builds too (-O), so that `swift test` runs the
+// network at usable speed while the rest stays debuggable.
 #if arch(x86_64)
-let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
-let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512"])]
+let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "skylake-avx512"])]
 #else
-let avx2Flags: [SwiftSetting] = []
-let avx512Flags: [SwiftSetting] = []
+let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-O"])]
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-O"])]
 #endif
+let genericFlags: [SwiftSetting] = [.unsafeFlags(["-O"])]
 
 let package = Package(
     name: "RevSCI",
@@ -30,8 +33,9 @@ let package = Package(
         .target(name: "KernelCore"),
         .target(name: "KernelsAVX2", dependencies: ["KernelCore"], swiftSettings: avx2Flags),
         .target(name: "KernelsAVX512", dependencies: ["KernelCore"], swiftSettings: avx512Flags),
+        .target(name: "KernelsGeneric", dependencies: ["KernelCore"], swiftSettings: genericFlags),
         .target(name: "Reconstruction",
-                dependencies: ["SCICore", "Formats", "KernelCore", "KernelsAVX2", "KernelsAVX512", "CCPUFeatures"]),
+                dependencies: ["SCICore", "Formats", "KernelCore", "KernelsAVX2", "KernelsAVX512", "KernelsGeneric", "CCPUFeatures"]),
         .executableTarget(name: "revsci", dependencies: [
             "SCICore", "Formats", "Reconstruction",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -4,6 +4,7 @@ import SCICore
 import KernelCore
 import KernelsAVX2
 import KernelsAVX512
+import KernelsGeneric
 
 /// The instruction set the kernels run with, chosen once per process from the CPU's features.
 /// `REVSCI_ISA=generic|avx2|avx512` overrides the choice (for tests and comparisons); asking
@@ -33,7 +34,7 @@ public enum KernelSet: String, Sendable, CaseIterable {
         switch self {
         case .avx512: return AVX512Kernels.vectorWidth
         case .avx2: return AVX2Kernels.vectorWidth
-        case .generic: return 4
+        case .generic: return GenericKernels.vectorWidth
         }
     }
 
@@ -48,8 +49,8 @@ public enum KernelSet: String, Sendable, CaseIterable {
             return AVX2Kernels.tvChambolleFrame(layout: layout, image: image, out: out, p0: p0, p1: p1, validMask: validMask,
                                                 weight: weight, maxIterations: maxIterations, eps: eps)
         case .generic:
-            return KernelCore.tvChambolleFrame(SIMD4<Float>.self, layout: layout, image: image, out: out, p0: p0, p1: p1,
-                                               validMask: validMask, weight: weight, maxIterations: maxIterations, eps: eps)
+            return GenericKernels.tvChambolleFrame(layout: layout, image: image, out: out, p0: p0, p1: p1, validMask: validMask,
+                                                   weight: weight, maxIterations: maxIterations, eps: eps)
         }
     }
 
@@ -64,22 +65,43 @@ public enum KernelSet: String, Sendable, CaseIterable {
             AVX2Kernels.gapProjectionRows(layout: layout, frames: frames, rows: rows, y: y, y1: y1, phiSum: phiSum,
                                           phi: phi, x: x, accelerate: accelerate)
         case .generic:
-            KernelCore.gapProjectionRows(SIMD4<Float>.self, layout: layout, frames: frames, rows: rows, y: y, y1: y1,
-                                         phiSum: phiSum, phi: phi, x: x, accelerate: accelerate)
+            GenericKernels.gapProjectionRows(layout: layout, frames: frames, rows: rows, y: y, y1: y1, phiSum: phiSum,
+                                             phi: phi, x: x, accelerate: accelerate)
         }
     }
 
-    /// Runs a convolution on all cores, splitting its output rows.
-    public func conv(_ call: ConvCall) {
+    /// Runs a convolution on all cores, splitting its output rows. With `inPlace` (a 1x1x1,
+    /// stride-1 layer whose output overwrites its input), each row is computed into a per-thread
+    /// scratch row and copied back, since a row's outputs depend on that row's inputs alone.
+    public func conv(_ call: ConvCall, inPlace: Bool = false) {
         let rows = call.rowCount
         let chunks = min(Parallel.coreCount, rows)
         Parallel.forEach(chunks) { k in
             let range = (k * rows / chunks) ..< ((k + 1) * rows / chunks)
-            switch self {
-            case .avx512: AVX512Kernels.convRows(call, rows: range)
-            case .avx2: AVX2Kernels.convRows(call, rows: range)
-            case .generic: KernelCore.convRows(SIMD16<Float>.self, pixels: InlineArray<2, Int>.self, call, rows: range)
+            guard inPlace else { return convRows(call, rows: range) }
+            let width = call.outputSize.w, pixelStride = call.outputStrides.w
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: width * pixelStride)
+            defer { scratch.deallocate() }
+            for row in range {
+                let t = row / call.outputSize.h, h = row % call.outputSize.h
+                var one = call
+                one.input = call.input + t * call.inputStrides.t + h * call.inputStrides.h
+                one.output = scratch
+                one.outputSize = (1, 1, width)
+                convRows(one, rows: 0 ..< 1)
+                let dst = call.output + t * call.outputStrides.t + h * call.outputStrides.h
+                for w in 0 ..< width {
+                    (dst + w * pixelStride).update(from: scratch + w * pixelStride, count: call.outputChannels)
+                }
             }
+        }
+    }
+
+    func convRows(_ call: ConvCall, rows: Range<Int>) {
+        switch self {
+        case .avx512: AVX512Kernels.convRows(call, rows: rows)
+        case .avx2: AVX2Kernels.convRows(call, rows: rows)
+        case .generic: GenericKernels.convRows(call, rows: rows)
         }
     }
 }

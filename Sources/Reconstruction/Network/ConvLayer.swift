@@ -90,22 +90,25 @@ public final class ConvLayer: @unchecked Sendable {
         precondition(input.activation.pad >= max(padding.t, padding.h, padding.w), "\(name): input padding too small")
         let expected = outputSize(for: input.size)
         precondition(expected == output.size, "\(name): output size \(output.size) != \(expected)")
+        let inPlace = input.activation === output.activation
+        precondition(!inPlace || (kernel == (1, 1, 1) && stride == (1, 1, 1) && epilogue == .store),
+                     "\(name): only 1x1x1 stride-1 layers run in place")
         let s = input.strides
         let origin = input.origin - padding.t * s.t - padding.h * s.h - padding.w * s.w
         run(input: UnsafePointer(origin), inputStrides: s, output: output.origin, outputStrides: output.strides,
-            outputSize: expected, epilogue: epilogue, leakySlope: leakySlope, kernels: kernels)
+            outputSize: expected, epilogue: epilogue, leakySlope: leakySlope, kernels: kernels, inPlace: inPlace)
     }
 
     func run(input: UnsafePointer<Float>, inputStrides: (t: Int, h: Int, w: Int), output: UnsafeMutablePointer<Float>,
              outputStrides: (t: Int, h: Int, w: Int), outputSize: (t: Int, h: Int, w: Int), epilogue: ConvEpilogue,
-             leakySlope: Float?, kernels: KernelSet) {
+             leakySlope: Float?, kernels: KernelSet, inPlace: Bool = false) {
         packed.withUnsafeBufferPointer { w in
             bias.withUnsafeBufferPointer { b in
                 let call = ConvCall(input: input, inputStrides: inputStrides, inputChannels: inputChannels, kernel: kernel,
                                     stride: stride, weights: w.baseAddress!, bias: b.baseAddress!, outputChannels: outputChannels,
                                     output: output, outputStrides: outputStrides, outputSize: outputSize,
                                     epilogue: epilogue, leakySlope: epilogue == .store ? leakySlope : nil)
-                kernels.conv(call)
+                kernels.conv(call, inPlace: inPlace)
             }
         }
     }

@@ -1,0 +1,29 @@
+import KernelCore
+
+/// KernelCore's generic kernels specialised for the baseline instruction set (SSE2 on x86_64,
+/// NEON on arm64): the path for CPUs without AVX2/FMA. Compiled with -O even in debug builds.
+public enum GenericKernels {
+    public static let vectorWidth = 4
+
+    public static func tvChambolleFrame(
+        layout: TVFrameLayout, image: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+        p0: UnsafeMutablePointer<Float>, p1: UnsafeMutablePointer<Float>, validMask: UnsafePointer<Float>,
+        weight: Float, maxIterations: Int, eps: Float
+    ) -> Int {
+        KernelCore.tvChambolleFrame(SIMD4<Float>.self, layout: layout, image: image, out: out, p0: p0, p1: p1,
+                                    validMask: validMask, weight: weight, maxIterations: maxIterations, eps: eps)
+    }
+
+    public static func gapProjectionRows(
+        layout: TVFrameLayout, frames: Int, rows: Range<Int>, y: UnsafePointer<Float>, y1: UnsafeMutablePointer<Float>,
+        phiSum: UnsafePointer<Float>, phi: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>, accelerate: Bool
+    ) {
+        KernelCore.gapProjectionRows(SIMD4<Float>.self, layout: layout, frames: frames, rows: rows, y: y, y1: y1,
+                                     phiSum: phiSum, phi: phi, x: x, accelerate: accelerate)
+    }
+
+    /// Convolution rows with 2-pixel x 16-channel register blocks.
+    public static func convRows(_ call: ConvCall, rows: Range<Int>) {
+        KernelCore.convRows(SIMD16<Float>.self, pixels: InlineArray<2, Int>.self, call, rows: rows)
+    }
+}
