@@ -87,45 +87,33 @@ func convPixelBlock<V: SIMD & BitwiseCopyable, let P: Int>(
             let row = call.input + (t * call.stride.t + kt) * call.inputStrides.t + (h * call.stride.h + kh) * call.inputStrides.h
                 + w0 * pixelStep
             for kw in 0 ..< call.kernel.w {
-                var ip = row + kw * call.inputStrides.w
-                for _ in 0 ..< cin {
-                    let wv = wp.loadVector(V.self, at: 0)
-                    for p in 0 ..< P {
-                        acc[p] = acc[p].addingProduct(V(repeating: ip[p * pixelStep]), wv)
-                    }
-                    wp += 16
-                    ip += 1
-                }
+                convSteps(V.self, &acc, input: row + kw * call.inputStrides.w, weights: wp, steps: cin, pixelStep: pixelStep)
+                wp += cin * 16
             }
         }
     }
     let out = call.output + t * call.outputStrides.t + h * call.outputStrides.h + w0 * call.outputStrides.w + block * 16
-    let lanes = min(16, call.outputChannels - block * 16)
-    let slope = V(repeating: call.leakySlope ?? 1)
-    for p in firstStore ..< P {
-        var v = acc[p]
-        let o = out + p * call.outputStrides.w
-        switch call.epilogue {
-        case .store:
-            if call.leakySlope != nil { v.replace(with: v * slope, where: v .< V()) }
-        case .add:
-            v = (lanes == 16 ? o.loadVector(V.self, at: 0) : partialLoad(V.self, o, lanes)) + v
-        case .subtract:
-            v = (lanes == 16 ? o.loadVector(V.self, at: 0) : partialLoad(V.self, o, lanes)) - v
-        }
-        if lanes == 16 {
-            o.storeVector(v, at: 0)
-        } else {
-            for l in 0 ..< lanes { o[l] = v[l] }
+    // Spill the accumulators with constant indices, then finish in scalar loops over the spilled
+    // lanes (which LLVM vectorises): a data-dependent loop over the InlineArray itself would
+    // keep it in memory during the hot loop, and generic SIMD select/max lower poorly.
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: P * 16) { buffer in
+        let spilled = buffer.baseAddress!
+        for p in 0 ..< P { UnsafeMutableRawPointer(spilled + p * 16).storeBytes(of: acc[p], as: V.self) }
+        let lanes = min(16, call.outputChannels - block * 16)
+        let slope = call.leakySlope ?? 1
+        for p in firstStore ..< P {
+            let s = spilled + p * 16
+            let o = out + p * call.outputStrides.w
+            switch call.epilogue {
+            case .store:
+                for l in 0 ..< lanes { let x = s[l]; o[l] = x < 0 ? x * slope : x }
+            case .add:
+                for l in 0 ..< lanes { o[l] += s[l] }
+            case .subtract:
+                for l in 0 ..< lanes { o[l] -= s[l] }
+            }
         }
     }
-}
-
-@inlinable @inline(__always)
-func partialLoad<V: SIMD & BitwiseCopyable>(_: V.Type, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) -> V where V.Scalar == Float {
-    var v = V()
-    for l in 0 ..< lanes { v[l] = p[l] }
-    return v
 }
 
 /// Runs output rows `rows` (index = t * H + h) of `call` with P-pixel register blocks; the last
@@ -154,4 +142,23 @@ public func convRows<V: SIMD & BitwiseCopyable, let P: Int>(
             }
         }
     }
+}
+
+/// `steps` input channels of one tap: broadcast each pixel's value, multiply-add the weights.
+@inlinable @inline(__always)
+func convSteps<V: SIMD & BitwiseCopyable, let P: Int>(
+    _: V.Type, _ acc: inout InlineArray<P, V>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, steps: Int, pixelStep: Int
+) where V.Scalar == Float {
+    var a = acc
+    var wp = weights
+    var ip = input
+    for _ in 0 ..< steps {
+        let wv = UnsafeRawPointer(wp).loadUnaligned(as: V.self)
+        for p in 0 ..< P {
+            a[p] = a[p].addingProduct(V(repeating: ip[p * pixelStep]), wv)
+        }
+        wp += 16
+        ip += 1
+    }
+    acc = a
 }

@@ -85,7 +85,7 @@ public final class ConvLayer: @unchecked Sendable {
     /// Runs the layer from `input` into `output` (whose size must be outputSize(for: input.size)).
     /// The input activation's padding must cover this layer's.
     public func run(_ input: ActivationView, into output: ActivationView, epilogue: ConvEpilogue = .store,
-                    leakySlope: Float? = 0.01, kernels: KernelSet = .active) {
+                    leakySlope: Float? = 0.01, kernels: KernelSet = .active, profiler: LayerProfiler? = nil) {
         precondition(input.channels == inputChannels && output.channels == outputChannels, "\(name): channel mismatch")
         precondition(input.activation.pad >= max(padding.t, padding.h, padding.w), "\(name): input padding too small")
         let expected = outputSize(for: input.size)
@@ -96,12 +96,20 @@ public final class ConvLayer: @unchecked Sendable {
         let s = input.strides
         let origin = input.origin - padding.t * s.t - padding.h * s.h - padding.w * s.w
         run(input: UnsafePointer(origin), inputStrides: s, output: output.origin, outputStrides: output.strides,
-            outputSize: expected, epilogue: epilogue, leakySlope: leakySlope, kernels: kernels, inPlace: inPlace)
+            outputSize: expected, epilogue: epilogue, leakySlope: leakySlope, kernels: kernels, inPlace: inPlace,
+            profiler: profiler)
     }
 
     func run(input: UnsafePointer<Float>, inputStrides: (t: Int, h: Int, w: Int), output: UnsafeMutablePointer<Float>,
              outputStrides: (t: Int, h: Int, w: Int), outputSize: (t: Int, h: Int, w: Int), epilogue: ConvEpilogue,
-             leakySlope: Float?, kernels: KernelSet, inPlace: Bool = false) {
+             leakySlope: Float?, kernels: KernelSet, inPlace: Bool = false, profiler: LayerProfiler? = nil) {
+        let start = profiler?.now()
+        defer {
+            if let profiler, let start {
+                profiler.record(name, kind: "conv \(inputChannels)->\(outputChannels) \(kernel.t)x\(kernel.h)x\(kernel.w)",
+                                since: start, flops: 2 * Double(outputSize.t * outputSize.h * outputSize.w * outputChannels * inputChannels * kernel.t * kernel.h * kernel.w))
+            }
+        }
         packed.withUnsafeBufferPointer { w in
             bias.withUnsafeBufferPointer { b in
                 let call = ConvCall(input: input, inputStrides: inputStrides, inputChannels: inputChannels, kernel: kernel,
@@ -154,7 +162,8 @@ public final class ConvTransposeLayer: @unchecked Sendable {
 
     public func outputSize(for input: (t: Int, h: Int, w: Int)) -> (t: Int, h: Int, w: Int) { (input.t, 2 * input.h, 2 * input.w) }
 
-    public func run(_ input: ActivationView, into output: ActivationView, leakySlope: Float? = 0.01, kernels: KernelSet = .active) {
+    public func run(_ input: ActivationView, into output: ActivationView, leakySlope: Float? = 0.01, kernels: KernelSet = .active,
+                    profiler: LayerProfiler? = nil) {
         precondition(input.channels == inputChannels && output.channels == outputChannels, "\(name): channel mismatch")
         precondition(input.activation.pad >= 1, "\(name): input needs one cell of padding")
         precondition(outputSize(for: input.size) == output.size, "\(name): output size mismatch")
@@ -162,7 +171,7 @@ public final class ConvTransposeLayer: @unchecked Sendable {
         for (a, c, conv) in parts {
             conv.run(input: UnsafePointer(input.origin), inputStrides: input.strides, output: output.origin + a * o.h + c * o.w,
                      outputStrides: (o.t, 2 * o.h, 2 * o.w), outputSize: input.size, epilogue: .store,
-                     leakySlope: leakySlope, kernels: kernels)
+                     leakySlope: leakySlope, kernels: kernels, profiler: profiler)
         }
     }
 

@@ -147,7 +147,7 @@ public final class RevSCINetwork: @unchecked Sendable {
     /// layers run in place, others write to the buffer the current result is not in. The last
     /// layer writes `last`. Returns nothing: the result is in `last`.
     func runChain(_ layers: [ConvLayer], from source: ActivationView, _ ws: Workspace, into last: ActivationView,
-                  lastLeaky: Bool, kernels: KernelSet) {
+                  lastLeaky: Bool, kernels: KernelSet, profiler: LayerProfiler?) {
         var current = source
         for (k, layer) in layers.enumerated() {
             let target: ActivationView
@@ -161,22 +161,22 @@ public final class RevSCINetwork: @unchecked Sendable {
                 target = (current.activation === ws.fullA ? ws.fullB : ws.fullA).view(0 ..< layer.outputChannels)
             }
             let slope: Float? = k == layers.count - 1 && !lastLeaky ? nil : 0.01
-            layer.run(current, into: target, epilogue: .store, leakySlope: slope, kernels: kernels)
+            layer.run(current, into: target, epilogue: .store, leakySlope: slope, kernels: kernels, profiler: profiler)
             current = target
         }
     }
 
     /// Stem: input (already in `ws.input`) to the 64-channel state, in logical group order.
-    public func runStem(_ ws: Workspace, kernels: KernelSet = .active) {
-        runChain(stem, from: ws.input.all, ws, into: ws.state.all, lastLeaky: true, kernels: kernels)
+    public func runStem(_ ws: Workspace, kernels: KernelSet = .active, profiler: LayerProfiler? = nil) {
+        runChain(stem, from: ws.input.all, ws, into: ws.state.all, lastLeaky: true, kernels: kernels, profiler: profiler)
     }
 
     /// Head: state (with groups in `slots` order) to the output.
-    public func runHead(_ ws: Workspace, slots: [Int], kernels: KernelSet = .active) {
+    public func runHead(_ ws: Workspace, slots: [Int], kernels: KernelSet = .active, profiler: LayerProfiler? = nil) {
         if slots != Array(0 ..< slots.count) { permuteToLogical(ws.state, slots: slots) }
         let up = ws.fullA.view(0 ..< upsample.outputChannels)
-        upsample.run(ws.state.all, into: up, leakySlope: 0.01, kernels: kernels)
-        runChain(head, from: up, ws, into: ws.output.all, lastLeaky: false, kernels: kernels)
+        upsample.run(ws.state.all, into: up, leakySlope: 0.01, kernels: kernels, profiler: profiler)
+        runChain(head, from: up, ws, into: ws.output.all, lastLeaky: false, kernels: kernels, profiler: profiler)
     }
 
     /// Moves channel groups so that logical group g sits in slot g.
@@ -208,7 +208,7 @@ public final class RevSCINetwork: @unchecked Sendable {
     /// Checks `cancellation` between blocks and reports progress through `progress`.
     public func forward(_ input: [Float], frames t: Int, height h: Int, width w: Int, kernels: KernelSet = .active,
                         workspace: Workspace? = nil, context: ReconstructionContext = ReconstructionContext(),
-                        inspect: ((String, [Float]) -> Void)? = nil) throws -> [Float] {
+                        profiler: LayerProfiler? = nil, inspect: ((String, [Float]) -> Void)? = nil) throws -> [Float] {
         guard h % 2 == 0, w % 2 == 0, h >= 2, w >= 2 else {
             throw SCIError("RevSCI needs even height and width (got \(h)x\(w))")
         }
@@ -218,18 +218,18 @@ public final class RevSCINetwork: @unchecked Sendable {
         let ws = workspace ?? makeWorkspace(frames: t, height: h, width: w)
         input.withUnsafeBufferPointer { ws.input.load(channelMajor: $0.baseAddress!, channels: inputChannels) }
         let steps = Double(blocks.count + 2)
-        runStem(ws, kernels: kernels)
+        runStem(ws, kernels: kernels, profiler: profiler)
         var slots = Array(0 ..< groupCount)
         inspect?("conv1_out", logicalState(ws.state, slots: slots))
         context.progress(1 / steps)
         for (k, block) in blocks.enumerated() {
             try context.cancellation.check()
-            block.forward(ws.state, slots: &slots, hidden: ws.hidden, kernels: kernels)
+            block.forward(ws.state, slots: &slots, hidden: ws.hidden, kernels: kernels, profiler: profiler)
             inspect?("block\(k)_out", logicalState(ws.state, slots: slots))
             context.progress(Double(k + 2) / steps)
         }
         try context.cancellation.check()
-        runHead(ws, slots: slots, kernels: kernels)
+        runHead(ws, slots: slots, kernels: kernels, profiler: profiler)
         context.progress(1)
         return ws.output.channelMajor(0 ..< outputChannels)
     }

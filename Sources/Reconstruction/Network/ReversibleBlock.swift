@@ -24,9 +24,10 @@ public final class ReversibleBlock: @unchecked Sendable {
         public let second: ConvLayer
 
         /// hidden = LReLU(first(src)); dst (+|-)= second(hidden)
-        func apply(_ src: ActivationView, to dst: ActivationView, hidden: Activation, epilogue: ConvEpilogue, kernels: KernelSet) {
-            first.run(src, into: hidden.all, epilogue: .store, leakySlope: 0.01, kernels: kernels)
-            second.run(hidden.all, into: dst, epilogue: epilogue, leakySlope: nil, kernels: kernels)
+        func apply(_ src: ActivationView, to dst: ActivationView, hidden: Activation, epilogue: ConvEpilogue, kernels: KernelSet,
+                   profiler: LayerProfiler?) {
+            first.run(src, into: hidden.all, epilogue: .store, leakySlope: 0.01, kernels: kernels, profiler: profiler)
+            second.run(hidden.all, into: dst, epilogue: epilogue, leakySlope: nil, kernels: kernels, profiler: profiler)
         }
     }
 
@@ -52,38 +53,40 @@ public final class ReversibleBlock: @unchecked Sendable {
     func slot(_ state: Activation, _ s: Int) -> ActivationView { state.view(s * groupChannels ..< (s + 1) * groupChannels) }
 
     /// Forward in place. `slots[g]` = the slot holding logical group g; updated.
-    public func forward(_ state: Activation, slots: inout [Int], hidden: Activation, kernels: KernelSet = .active) {
+    public func forward(_ state: Activation, slots: inout [Int], hidden: Activation, kernels: KernelSet = .active,
+                        profiler: LayerProfiler? = nil) {
         switch layout {
         case .twoBranch:
             // y1 = x1 + F(x2); y2 = x2 + G(y1)
-            functions[0].apply(slot(state, slots[1]), to: slot(state, slots[0]), hidden: hidden, epilogue: .add, kernels: kernels)
-            functions[1].apply(slot(state, slots[0]), to: slot(state, slots[1]), hidden: hidden, epilogue: .add, kernels: kernels)
+            functions[0].apply(slot(state, slots[1]), to: slot(state, slots[0]), hidden: hidden, epilogue: .add, kernels: kernels, profiler: profiler)
+            functions[1].apply(slot(state, slots[0]), to: slot(state, slots[1]), hidden: hidden, epilogue: .add, kernels: kernels, profiler: profiler)
         case .multiGroup:
             let n = functions.count
             for i in 0 ..< n {
                 // source: x[0] for i = 0, else y[i-1], which sits in x[n-i]'s slot
                 let src = i == 0 ? slots[0] : slots[n - i]
-                functions[i].apply(slot(state, src), to: slot(state, slots[n - 1 - i]), hidden: hidden, epilogue: .add, kernels: kernels)
+                functions[i].apply(slot(state, src), to: slot(state, slots[n - 1 - i]), hidden: hidden, epilogue: .add, kernels: kernels, profiler: profiler)
             }
             slots.reverse()
         }
     }
 
     /// Inverse in place: rebuilds the block's input from its output.
-    public func reverse(_ state: Activation, slots: inout [Int], hidden: Activation, kernels: KernelSet = .active) {
+    public func reverse(_ state: Activation, slots: inout [Int], hidden: Activation, kernels: KernelSet = .active,
+                        profiler: LayerProfiler? = nil) {
         switch layout {
         case .twoBranch:
             // x2 = y2 - G(y1); x1 = y1 - F(x2)
-            functions[1].apply(slot(state, slots[0]), to: slot(state, slots[1]), hidden: hidden, epilogue: .subtract, kernels: kernels)
-            functions[0].apply(slot(state, slots[1]), to: slot(state, slots[0]), hidden: hidden, epilogue: .subtract, kernels: kernels)
+            functions[1].apply(slot(state, slots[0]), to: slot(state, slots[1]), hidden: hidden, epilogue: .subtract, kernels: kernels, profiler: profiler)
+            functions[0].apply(slot(state, slots[1]), to: slot(state, slots[0]), hidden: hidden, epilogue: .subtract, kernels: kernels, profiler: profiler)
         case .multiGroup:
             let n = functions.count
             // x[n-1-i] = y[i] - f_i(y[i-1]) for i = n-1 ... 1 (each reads a y not yet changed)
             for i in stride(from: n - 1, through: 1, by: -1) {
-                functions[i].apply(slot(state, slots[i - 1]), to: slot(state, slots[i]), hidden: hidden, epilogue: .subtract, kernels: kernels)
+                functions[i].apply(slot(state, slots[i - 1]), to: slot(state, slots[i]), hidden: hidden, epilogue: .subtract, kernels: kernels, profiler: profiler)
             }
             // x[n-1] = y[0] - f_0(x[0]); x[0] now sits in y[n-1]'s slot
-            functions[0].apply(slot(state, slots[n - 1]), to: slot(state, slots[0]), hidden: hidden, epilogue: .subtract, kernels: kernels)
+            functions[0].apply(slot(state, slots[n - 1]), to: slot(state, slots[0]), hidden: hidden, epilogue: .subtract, kernels: kernels, profiler: profiler)
             slots.reverse()
         }
     }
