@@ -8,6 +8,12 @@ public struct RevSCIReconstructor: Reconstructor {
     public let network: RevSCINetwork
     public let config: ModelConfig
     public var kernels: KernelSet
+    /// Working-memory budget for one snapshot; larger snapshots run as overlapping tiles.
+    public var memoryBudget: Int = 1 << 30
+    /// Context (pixels, even) each tile sees beyond its core.
+    public var tileHalo: Int = 32
+    /// Forces a tile core size (pixels, even), e.g. to measure seams; nil chooses from the budget.
+    public var tileCore: Int?
 
     public init(config: ModelConfig, weights: [String: NumericArray], kernels: KernelSet = .active) throws {
         let network = try RevSCINetwork(weights: weights)
@@ -58,8 +64,18 @@ public struct RevSCIReconstructor: Reconstructor {
     /// Runs the network; returns (C_out, T, H, W) channel-major.
     public func run(_ snapshot: Snapshot, mask: MaskStack, context: ReconstructionContext) throws -> [Float] {
         try check(snapshot, mask)
-        return try network.forward(try networkInput(snapshot, mask: mask), frames: mask.frames, height: mask.height,
-                                   width: mask.width, kernels: kernels, context: context)
+        let input = try networkInput(snapshot, mask: mask)
+        if let plan = tilePlan(height: mask.height, width: mask.width) {
+            return try network.forwardTiled(input, frames: mask.frames, plan: plan, kernels: kernels, context: context)
+        }
+        return try network.forward(input, frames: mask.frames, height: mask.height, width: mask.width, kernels: kernels,
+                                   context: context)
+    }
+
+    /// The tiles a snapshot of H x W runs as, or nil when it runs whole.
+    public func tilePlan(height: Int, width: Int) -> TilePlan? {
+        TilePlan.choose(for: network, frames: config.frames, height: height, width: width, budget: memoryBudget,
+                        halo: tileHalo, forcedCore: tileCore)
     }
 
     /// Grayscale models: the T frames. Color models: the re-mosaicked (RGGB) frames, which is what
