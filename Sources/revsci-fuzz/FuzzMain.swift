@@ -21,7 +21,7 @@ struct FuzzMain {
     static func main() {
         var args = Array(CommandLine.arguments.dropFirst())
         var iterations = 20000, seconds = 0.0, seed: UInt64 = 1
-        var corpora: [String] = [], only: Set<String>? = nil, replay: String?
+        var corpora: [String] = [], only: Set<String>? = nil, replay: String?, writeSeeds: String?
         var crashDir = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-fuzz").path
         while !args.isEmpty {
             let flag = args.removeFirst()
@@ -34,8 +34,9 @@ struct FuzzMain {
             case "--only": only = Set(value.split(separator: ",").map(String.init))
             case "--crash-dir": crashDir = value
             case "--replay": replay = value
+            case "--write-seeds": writeSeeds = value
             default:
-                print("usage: revsci-fuzz [--iterations N] [--seconds S] [--seed K] [--corpus DIR] [--only npy,npz,mat,png,safetensors,zip] [--replay FILE]")
+                print("usage: revsci-fuzz [--iterations N] [--seconds S] [--seed K] [--corpus DIR] [--only npy,npz,mat,png,safetensors,pth,zip] [--replay FILE] [--write-seeds DIR]")
                 exit(2)
             }
         }
@@ -44,6 +45,15 @@ struct FuzzMain {
         var targets = makeTargets(limits: limits)
         if let only { targets = targets.filter { only.contains($0.name) } }
 
+        if let writeSeeds {
+            try? FileManager.default.createDirectory(atPath: writeSeeds, withIntermediateDirectories: true)
+            for t in targets {
+                for (i, seed) in t.seeds.enumerated() {
+                    _ = FileManager.default.createFile(atPath: "\(writeSeeds)/seed\(i).\(t.name)", contents: Data(seed))
+                }
+            }
+            return
+        }
         if let replay {
             let bytes = [UInt8](FileManager.default.contents(atPath: replay) ?? Data())
             for t in targets {
@@ -100,6 +110,8 @@ struct FuzzMain {
                            PNG.encodeRGB8(width: 4, height: 4, pixels: gray)]),
             Target(name: "safetensors", decode: { _ = try SafetensorsFile.decode($0, limits: limits) },
                    seeds: [SafetensorsFile.encode([("w", small), ("b", doubles)], metadata: ["format": "pt"])]),
+            Target(name: "pth", decode: { _ = try PyTorchCheckpoint.loadStateDict($0, limits: limits) },
+                   seeds: [pthSeed()]),
             Target(name: "zip", decode: { bytes in
                 let archive = try ZipArchive(bytes, limits: limits)
                 for e in archive.entries { _ = try archive.data(for: e) }
@@ -116,10 +128,34 @@ struct FuzzMain {
                 guard let attrs = try? fm.attributesOfItem(atPath: path), (attrs[.type] as? FileAttributeType) == .typeRegular,
                       let size = attrs[.size] as? Int, size < 4 << 20, let data = fm.contents(atPath: path) else { continue }
                 let ext = (rel as NSString).pathExtension.lowercased()
-                let name = ext == "pth" ? "zip" : ext
-                if let i = targets.firstIndex(where: { $0.name == name }) { targets[i].seeds.append([UInt8](data)) }
+                // A .pth seeds both the checkpoint reader and the plain zip reader.
+                for name in ext == "pth" ? ["pth", "zip"] : [ext] {
+                    if let i = targets.firstIndex(where: { $0.name == name }) { targets[i].seeds.append([UInt8](data)) }
+                }
             }
         }
+    }
+
+    /// A minimal zip-format checkpoint holding {"w": a 4-element float32 tensor}, pickled by hand
+    /// (protocol 2), so the checkpoint reader has a seed even without a corpus folder.
+    static func pthSeed() -> [UInt8] {
+        var p: [UInt8] = [0x80, 0x02, 0x7D] // PROTO 2, EMPTY_DICT
+        func unicode(_ s: String) { let b = Array(s.utf8); p += [0x58]; p.appendLE(UInt32(b.count)); p += b }
+        func global(_ module: String, _ name: String) { p += [0x63] + Array("\(module)\n\(name)\n".utf8) }
+        unicode("w")
+        global("torch._utils", "_rebuild_tensor_v2")
+        p += [0x28, 0x28] // MARK (arguments), MARK (persistent id)
+        unicode("storage"); global("torch", "FloatStorage"); unicode("0"); unicode("cpu"); p += [0x4B, 4]
+        p += [0x74, 0x51] // TUPLE, BINPERSID
+        p += [0x4B, 0, 0x4B, 4, 0x85, 0x4B, 1, 0x85, 0x89] // offset 0, size (4,), stride (1,), requires_grad False
+        global("collections", "OrderedDict"); p += [0x29, 0x52] // OrderedDict()
+        p += [0x74, 0x52, 0x73, 0x2E] // TUPLE, REDUCE, SETITEM, STOP
+        var storage: [UInt8] = []
+        for v: Float in [1, -2, 0.5, 3] { storage.appendLE(v.bitPattern) }
+        var zip = ZipWriter()
+        zip.add(name: "archive/data.pkl", data: p, compress: false)
+        zip.add(name: "archive/data/0", data: storage, compress: false)
+        return zip.finish()
     }
 
     static let interesting: [UInt8] = [0x00, 0x01, 0x7F, 0x80, 0xFF, 0xFE, 0x10, 0x20, 0x40]

@@ -89,6 +89,19 @@ final class NetworkParityTests: XCTestCase {
         }
     }
 
+    /// Each PyTorch checkpoint loads (without running any pickled code) to a network that
+    /// reproduces its fixture's output.
+    func testCheckpointsReproduceTheirFixtures() throws {
+        let pairs = [("cacti_nb2_state_dict.pth", "revsci_cacti_nb2"), ("cacti_nb2_wrapped.pth", "revsci_cacti_nb2"),
+                     ("cacti_nb2_legacy.pth", "revsci_cacti_nb2"), ("paper_g2_nb2_module.pth", "revsci_paper_g2_nb2")]
+        for (file, folder) in pairs {
+            let net = try RevSCINetwork(weights: WeightsFile.decode(SharedData.bytes("fixtures/checkpoints/\(file)")))
+            let x = try npy("fixtures/\(folder)/input_x.npy")
+            let out = try net.forward(x.floats(), frames: x.shape[2], height: x.shape[3], width: x.shape[4])
+            assertClose(out, try npy("fixtures/\(folder)/output.npy"), file)
+        }
+    }
+
     func testParameterCountsMatchFixtures() throws {
         let expected = ["revsci_cacti_nb2": 340_833, "revsci_paper_g2_nb2": 340_833, "revsci_paper_g4_nb2": 230_241, "revsci_color_nb2": 285_299]
         for f in Self.fixtures {

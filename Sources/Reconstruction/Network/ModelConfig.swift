@@ -140,7 +140,7 @@ public enum WeightsFile {
     public static func decode(_ bytes: [UInt8]) throws -> [String: NumericArray] {
         let tensors: [(name: String, array: NumericArray)]
         if bytes.starts(with: [0x50, 0x4B]) || bytes.starts(with: [0x80]) {
-            throw SCIError("PENDING-PTH") // replaced when the .pth loader lands
+            tensors = try PyTorchCheckpoint.loadStateDict(bytes)
         } else {
             tensors = try SafetensorsFile.decode(bytes).tensors
         }
