@@ -36,8 +36,9 @@ let package = Package(
         .target(name: "KernelsGeneric", dependencies: ["KernelCore"], swiftSettings: genericFlags),
         .target(name: "Reconstruction",
                 dependencies: ["SCICore", "Formats", "KernelCore", "KernelsAVX2", "KernelsAVX512", "KernelsGeneric", "CCPUFeatures"]),
+        .target(name: "Training", dependencies: ["SCICore", "Formats", "Reconstruction", "KernelCore"]),
         .executableTarget(name: "revsci", dependencies: [
-            "SCICore", "Formats", "Reconstruction",
+            "SCICore", "Formats", "Reconstruction", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "revsci-fuzz", dependencies: ["Formats"]),
@@ -46,6 +47,7 @@ let package = Package(
         .testTarget(name: "SCICoreTests", dependencies: ["SCICore", "Formats", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "SCICore", "TestSupport"]),
         .testTarget(name: "ReconstructionTests", dependencies: ["Reconstruction", "Formats", "SCICore", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Reconstruction", "Formats", "SCICore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -26,4 +26,9 @@ public enum AVX512Kernels {
     public static func convRows(_ call: ConvCall, rows: Range<Int>) {
         KernelCore.convRows(SIMD16<Float>.self, pixels: InlineArray<14, Int>.self, call, rows: rows)
     }
+
+    /// Weight-gradient rows (16-lane output blocks).
+    public static func convWeightGradientRows(_ call: WeightGradientCall, rows: Range<Int>, acc: UnsafeMutablePointer<Float>) {
+        KernelCore.convWeightGradientRows(SIMD16<Float>.self, call, rows: rows, acc: acc)
+    }
 }

@@ -104,4 +104,31 @@ public enum KernelSet: String, Sendable, CaseIterable {
         case .generic: GenericKernels.convRows(call, rows: rows)
         }
     }
+
+    /// Adds the weight gradient of `call` to `gradient` ([out][in][kT][kH][kW], PyTorch order).
+    /// Threads sum their rows into private accumulators, merged at the end.
+    public func convWeightGradient(_ call: WeightGradientCall, into gradient: UnsafeMutablePointer<Float>) {
+        let rows = call.rowCount
+        let chunks = min(Parallel.coreCount, rows)
+        let n = call.accumulatorCount
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: chunks * n)
+        partial.initialize(repeating: 0, count: chunks * n)
+        defer { partial.deallocate() }
+        Parallel.forEach(chunks) { k in
+            let range = (k * rows / chunks) ..< ((k + 1) * rows / chunks)
+            switch self {
+            case .avx512: AVX512Kernels.convWeightGradientRows(call, rows: range, acc: partial + k * n)
+            case .avx2: AVX2Kernels.convWeightGradientRows(call, rows: range, acc: partial + k * n)
+            case .generic: GenericKernels.convWeightGradientRows(call, rows: range, acc: partial + k * n)
+            }
+        }
+        for k in 1 ..< max(chunks, 1) { for i in 0 ..< n { partial[i] += partial[k * n + i] } }
+        // [tap][c][o (padded)] -> [o][c][tap]
+        let taps = call.taps, cin = call.inputChannels, width = call.outputBlocks * 16
+        for o in 0 ..< call.outputChannels {
+            for c in 0 ..< cin {
+                for tap in 0 ..< taps { gradient[(o * cin + c) * taps + tap] += partial[(tap * cin + c) * width + o] }
+            }
+        }
+    }
 }

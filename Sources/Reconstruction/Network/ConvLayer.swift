@@ -13,6 +13,9 @@ public final class ConvLayer: @unchecked Sendable {
     public let padding: (t: Int, h: Int, w: Int)
     let packed: [Float]
     let bias: [Float]
+    /// The weights as loaded, [out, in, kT, kH, kW] (empty for derived layers); training reads them.
+    public let weightValues: [Float]
+    public let biasValues: [Float]
 
     /// `weight` is [out, in, kT, kH, kW]; padding defaults to kernel / 2 ("same" for odd kernels).
     public init(name: String, weight: NumericArray, bias: NumericArray, stride: (t: Int, h: Int, w: Int) = (1, 1, 1),
@@ -32,19 +35,24 @@ public final class ConvLayer: @unchecked Sendable {
         packed = Self.pack(outputs: o, inputs: i, taps: (kt, kh, kw)) { oc, ic, a, b, c in
             w[(((oc * i + ic) * kt + a) * kh + b) * kw + c]
         }
-        self.bias = Self.padBias(bias.floats(), outputs: o)
+        weightValues = w
+        biasValues = bias.floats()
+        self.bias = Self.padBias(biasValues, outputs: o)
     }
 
     /// Wraps pre-packed weights (the transposed convolution's sub-kernels).
-    init(name: String, inputChannels: Int, outputChannels: Int, kernel: (t: Int, h: Int, w: Int), packed: [Float], bias: [Float]) {
+    public init(name: String, inputChannels: Int, outputChannels: Int, kernel: (t: Int, h: Int, w: Int), packed: [Float], bias: [Float],
+                stride: (t: Int, h: Int, w: Int) = (1, 1, 1), padding: (t: Int, h: Int, w: Int) = (0, 0, 0)) {
         self.name = name
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
         self.kernel = kernel
-        stride = (1, 1, 1)
-        padding = (0, 0, 0)
+        self.stride = stride
+        self.padding = padding
         self.packed = packed
         self.bias = Self.padBias(bias, outputs: outputChannels)
+        weightValues = []
+        biasValues = bias
     }
 
     static func padBias(_ b: [Float], outputs: Int) -> [Float] {
@@ -53,7 +61,7 @@ public final class ConvLayer: @unchecked Sendable {
     }
 
     /// Packs weights given by `value(out, in, kt, kh, kw)` into [outBlock][kt][kh][kw][in][16].
-    static func pack(outputs: Int, inputs: Int, taps: (Int, Int, Int), value: (Int, Int, Int, Int, Int) -> Float) -> [Float] {
+    public static func pack(outputs: Int, inputs: Int, taps: (Int, Int, Int), value: (Int, Int, Int, Int, Int) -> Float) -> [Float] {
         let blocks = (outputs + convOutputBlock - 1) / convOutputBlock
         let (kt, kh, kw) = taps
         var packed = [Float](repeating: 0, count: blocks * kt * kh * kw * inputs * convOutputBlock)
@@ -100,7 +108,7 @@ public final class ConvLayer: @unchecked Sendable {
             profiler: profiler)
     }
 
-    func run(input: UnsafePointer<Float>, inputStrides: (t: Int, h: Int, w: Int), output: UnsafeMutablePointer<Float>,
+    public func run(input: UnsafePointer<Float>, inputStrides: (t: Int, h: Int, w: Int), output: UnsafeMutablePointer<Float>,
              outputStrides: (t: Int, h: Int, w: Int), outputSize: (t: Int, h: Int, w: Int), epilogue: ConvEpilogue,
              leakySlope: Float?, kernels: KernelSet, inPlace: Bool = false, profiler: LayerProfiler? = nil) {
         let start = profiler?.now()
@@ -124,37 +132,50 @@ public final class ConvLayer: @unchecked Sendable {
     public var parameterCount: Int { inputChannels * outputChannels * kernel.t * kernel.h * kernel.w + outputChannels }
 }
 
-/// ConvTranspose3d(k (1,3,3), stride (1,2,2), padding (0,1,1), output_padding (0,1,1)), the
-/// head's upsampling layer, computed as four small convolutions, one per output pixel parity:
-/// even output rows take kernel row 1 at input row m; odd rows take row 2 at m and row 0 at m+1
-/// (likewise for columns). Reading row m+1 past the edge hits the input's zero padding.
+/// ConvTranspose3d with kernel (kT, 3, 3), stride (1, 2, 2), padding (kT/2, 1, 1) and output
+/// padding (0, 1, 1): the head's upsampling layer (kT = 1), and the input gradient of the
+/// stem's stride-2 convolution. Computed as four small convolutions, one per output pixel
+/// parity: even output rows take kernel row 1 at input row m; odd rows take row 2 at m and row 0
+/// at m+1 (likewise for columns); in time it is a correlation with the kernel flipped. Reads past
+/// the input's edges hit its zero padding.
 public final class ConvTransposeLayer: @unchecked Sendable {
     public let name: String
     public let inputChannels: Int
     public let outputChannels: Int
+    public let kernelT: Int
+    /// The weights as given, [in, out, kT, 3, 3], and the bias; training reads them.
+    public let weightValues: [Float]
+    public let biasValues: [Float]
     let parts: [(rowParity: Int, colParity: Int, conv: ConvLayer)]
 
-    /// `weight` is [in, out, 1, 3, 3] (PyTorch's ConvTranspose3d layout).
-    public init(name: String, weight: NumericArray, bias: NumericArray) throws {
-        guard weight.shape.count == 5, weight.shape[2] == 1, weight.shape[3] == 3, weight.shape[4] == 3 else {
-            throw SCIError("\(name).weight has shape \(weight.shape); expected [in, out, 1, 3, 3]")
+    /// `weight` is [in, out, kT, 3, 3] (PyTorch's ConvTranspose3d layout).
+    public convenience init(name: String, weight: NumericArray, bias: NumericArray) throws {
+        guard weight.shape.count == 5, weight.shape[2] % 2 == 1, weight.shape[3] == 3, weight.shape[4] == 3 else {
+            throw SCIError("\(name).weight has shape \(weight.shape); expected [in, out, kT, 3, 3] with odd kT")
         }
-        let (i, o) = (weight.shape[0], weight.shape[1])
-        guard bias.shape == [o] else { throw SCIError("\(name).bias has shape \(bias.shape), expected [\(o)]") }
+        guard bias.shape == [weight.shape[1]] else { throw SCIError("\(name).bias has shape \(bias.shape), expected [\(weight.shape[1])]") }
+        self.init(name: name, weight: weight.floats(), shape: weight.shape, bias: bias.floats())
+    }
+
+    /// `weight` in [in, out, kT, 3, 3] order with that `shape`; `bias` of `out` values.
+    public init(name: String, weight w: [Float], shape: [Int], bias b: [Float]) {
+        let (i, o, kt) = (shape[0], shape[1], shape[2])
         self.name = name
         inputChannels = i
         outputChannels = o
-        let w = weight.floats(), b = bias.floats()
+        kernelT = kt
+        weightValues = w
+        biasValues = b
         // Kernel index used by tap d (0 or 1) of parity a: even -> [1]; odd -> [2 (offset 0), 0 (offset 1)].
         func tap(_ parity: Int, _ d: Int) -> Int { parity == 0 ? 1 : (d == 0 ? 2 : 0) }
         var parts: [(Int, Int, ConvLayer)] = []
         for a in 0 ..< 2 {
             for c in 0 ..< 2 {
-                let packed = ConvLayer.pack(outputs: o, inputs: i, taps: (1, 1 + a, 1 + c)) { oc, ic, _, dh, dw in
-                    w[((ic * o + oc) * 3 + tap(a, dh)) * 3 + tap(c, dw)]
+                let packed = ConvLayer.pack(outputs: o, inputs: i, taps: (kt, 1 + a, 1 + c)) { oc, ic, dt, dh, dw in
+                    w[(((ic * o + oc) * kt + (kt - 1 - dt)) * 3 + tap(a, dh)) * 3 + tap(c, dw)]
                 }
                 parts.append((a, c, ConvLayer(name: "\(name)[\(a)\(c)]", inputChannels: i, outputChannels: o,
-                                              kernel: (1, 1 + a, 1 + c), packed: packed, bias: b)))
+                                              kernel: (kt, 1 + a, 1 + c), packed: packed, bias: b)))
             }
         }
         self.parts = parts
@@ -163,17 +184,17 @@ public final class ConvTransposeLayer: @unchecked Sendable {
     public func outputSize(for input: (t: Int, h: Int, w: Int)) -> (t: Int, h: Int, w: Int) { (input.t, 2 * input.h, 2 * input.w) }
 
     public func run(_ input: ActivationView, into output: ActivationView, leakySlope: Float? = 0.01, kernels: KernelSet = .active,
-                    profiler: LayerProfiler? = nil) {
+                    profiler: LayerProfiler? = nil, epilogue: ConvEpilogue = .store) {
         precondition(input.channels == inputChannels && output.channels == outputChannels, "\(name): channel mismatch")
-        precondition(input.activation.pad >= 1, "\(name): input needs one cell of padding")
+        precondition(input.activation.pad >= max(1, kernelT / 2), "\(name): input needs padding")
         precondition(outputSize(for: input.size) == output.size, "\(name): output size mismatch")
-        let o = output.strides
+        let o = output.strides, s = input.strides
         for (a, c, conv) in parts {
-            conv.run(input: UnsafePointer(input.origin), inputStrides: input.strides, output: output.origin + a * o.h + c * o.w,
-                     outputStrides: (o.t, 2 * o.h, 2 * o.w), outputSize: input.size, epilogue: .store,
-                     leakySlope: leakySlope, kernels: kernels, profiler: profiler)
+            conv.run(input: UnsafePointer(input.origin - (kernelT / 2) * s.t), inputStrides: s,
+                     output: output.origin + a * o.h + c * o.w, outputStrides: (o.t, 2 * o.h, 2 * o.w), outputSize: input.size,
+                     epilogue: epilogue, leakySlope: leakySlope, kernels: kernels, profiler: profiler)
         }
     }
 
-    public var parameterCount: Int { inputChannels * outputChannels * 9 + outputChannels }
+    public var parameterCount: Int { inputChannels * outputChannels * 9 * kernelT + outputChannels }
 }

@@ -180,7 +180,12 @@ public final class RevSCINetwork: @unchecked Sendable {
     }
 
     /// Moves channel groups so that logical group g sits in slot g.
-    func permuteToLogical(_ state: Activation, slots: [Int]) {
+    public func permuteToLogical(_ state: Activation, slots: [Int]) { permute(state, slots: slots, toLogical: true) }
+
+    /// Moves channel groups from logical order to slot order: group g to slot `slots[g]`.
+    public func permuteToSlots(_ state: Activation, slots: [Int]) { permute(state, slots: slots, toLogical: false) }
+
+    func permute(_ state: Activation, slots: [Int], toLogical: Bool) {
         let gc = state.channels / slots.count
         let s = state.strides
         var tmp = [Float](repeating: 0, count: state.channels)
@@ -189,7 +194,8 @@ public final class RevSCINetwork: @unchecked Sendable {
                 for w in 0 ..< state.width {
                     let px = state.origin + t * s.t + h * s.h + w * s.w
                     for (g, slot) in slots.enumerated() {
-                        for c in 0 ..< gc { tmp[g * gc + c] = px[slot * gc + c] }
+                        let (to, from) = toLogical ? (g, slot) : (slot, g)
+                        for c in 0 ..< gc { tmp[to * gc + c] = px[from * gc + c] }
                     }
                     for c in 0 ..< state.channels { px[c] = tmp[c] }
                 }
