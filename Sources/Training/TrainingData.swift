@@ -1,0 +1,92 @@
+import Foundation
+import Formats
+import Reconstruction
+import SCICore
+
+/// Training clips from a folder of uint8 (F, H, W) .npy files (scripts/build_training_data.py
+/// writes them: cut-free video segments and moving crops of stills). A sample is T consecutive
+/// frames of one file, a random crop, random flips, on [0, 1]; with either a fresh random binary
+/// mask (so the model works with any camera's random mask) or a fixed mask (to fine-tune for one
+/// camera). Deterministic for a given seed and step, so a resumed run draws the same samples.
+public final class TrainingData: @unchecked Sendable {
+    public struct Clip {
+        public let name: String
+        public let frames: Int
+        public let height: Int
+        public let width: Int
+        let pixels: [UInt8]
+    }
+
+    public let clips: [Clip]
+    public let frames: Int
+    public let crop: Int
+    /// A fixed mask (T, H, W) on [0, 1], or nil for a fresh random one per sample.
+    public let fixedMask: MaskStack?
+    /// Cumulative counts of valid T-frame windows, for sampling files in proportion to them.
+    let cumulativeWindows: [Int]
+
+    public init(directory: URL, frames: Int, crop: Int, fixedMask: MaskStack? = nil) throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".npy") }.sorted()
+        var clips: [Clip] = []
+        for name in names {
+            let a = try NPY.decode([UInt8](try Data(contentsOf: directory.appendingPathComponent(name))))
+            guard a.shape.count == 3, case .uint8(let px) = a.storage else {
+                throw SCIError("training file \(name) is not a uint8 (F, H, W) array (shape \(a.shape), \(a.elementTypeName))")
+            }
+            guard a.shape[0] >= frames, a.shape[1] >= crop, a.shape[2] >= crop else { continue }
+            clips.append(Clip(name: name, frames: a.shape[0], height: a.shape[1], width: a.shape[2], pixels: px))
+        }
+        guard !clips.isEmpty else {
+            throw SCIError("no usable training clips (uint8 (F, H, W) .npy with F >= \(frames) and H, W >= \(crop)) in \(directory.path): run scripts/build_training_data.py")
+        }
+        if let fixedMask, fixedMask.frames != frames || fixedMask.height < crop || fixedMask.width < crop {
+            throw SCIError("the fixed training mask must have \(frames) frames and be at least \(crop)x\(crop)")
+        }
+        self.clips = clips
+        self.frames = frames
+        self.crop = crop
+        self.fixedMask = fixedMask
+        var total = 0
+        cumulativeWindows = clips.map { total += $0.frames - frames + 1; return total }
+    }
+
+    public var windowCount: Int { cumulativeWindows.last ?? 0 }
+
+    /// Sample `index` of step `step`: (network input channels, target video), both channel-major.
+    public func sample(step: Int, index: Int, seed: UInt64, prepare: (Snapshot, MaskStack) throws -> [Float]) throws -> (input: [Float], target: [Float], mask: MaskStack) {
+        var rng = SeededGenerator(seed: seed &* 0x9E37_79B9 &+ UInt64(step) &* 1_000_003 &+ UInt64(index))
+        let pick = Int.random(in: 0 ..< windowCount, using: &rng)
+        let c = cumulativeWindows.firstIndex { $0 > pick }!
+        let clip = clips[c]
+        let start = pick - (c == 0 ? 0 : cumulativeWindows[c - 1])
+        let y0 = Int.random(in: 0 ... clip.height - crop, using: &rng), x0 = Int.random(in: 0 ... clip.width - crop, using: &rng)
+        let flipH = Bool.random(using: &rng), flipV = Bool.random(using: &rng), reverseTime = Bool.random(using: &rng)
+        var video = [Float](repeating: 0, count: frames * crop * crop)
+        for t in 0 ..< frames {
+            let ft = start + (reverseTime ? frames - 1 - t : t)
+            for r in 0 ..< crop {
+                let sr = y0 + (flipV ? crop - 1 - r : r)
+                let src = (ft * clip.height + sr) * clip.width + x0
+                for x in 0 ..< crop {
+                    let sx = flipH ? crop - 1 - x : x
+                    video[(t * crop + r) * crop + x] = Float(clip.pixels[src + sx]) / 255
+                }
+            }
+        }
+        let mask: MaskStack
+        if let fixedMask {
+            let my = Int.random(in: 0 ... fixedMask.height - crop, using: &rng), mx = Int.random(in: 0 ... fixedMask.width - crop, using: &rng)
+            var values = [Float](repeating: 0, count: frames * crop * crop)
+            for t in 0 ..< frames { for r in 0 ..< crop { for x in 0 ..< crop {
+                values[(t * crop + r) * crop + x] = fixedMask.values[(t * fixedMask.height + my + r) * fixedMask.width + mx + x]
+            } } }
+            mask = try MaskStack(frames: frames, height: crop, width: crop, values: values)
+        } else {
+            mask = try MaskStack(frames: frames, height: crop, width: crop,
+                                 values: (0 ..< frames * crop * crop).map { _ in Bool.random(using: &rng) ? 1 : 0 })
+        }
+        let truth = try Video(frames: frames, height: crop, width: crop, pixels: video)
+        let y = try SensingModel(mask: mask).measure(truth)
+        return (try prepare(y, mask), video, mask)
+    }
+}
