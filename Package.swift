@@ -44,6 +44,10 @@ let package = Package(
         .executableTarget(name: "revsci-fuzz", dependencies: ["Formats"]),
         // Finds ../shared (data and fixtures) for the tests; not part of the product.
         .target(name: "TestSupport"),
+        // HTTP/1.1 server on POSIX sockets with optional TLS (OpenSSL); independent of the SCI code.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
+        .target(name: "HTTP", dependencies: ["COpenSSL"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "SCICoreTests", dependencies: ["SCICore", "Formats", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "SCICore", "TestSupport"]),
         .testTarget(name: "ReconstructionTests", dependencies: ["Reconstruction", "Formats", "SCICore", "TestSupport"]),

@@ -1,0 +1,170 @@
+/// Serves one accepted connection on its own thread: reads and parses requests, calls the
+/// handler, writes responses in order, and enforces the timeouts.
+final class HTTPConnection: @unchecked Sendable {
+    private let server: HTTPServer
+    private let id: Int
+    private let fd: Int32
+    private let remoteAddress: String
+    private let configuration: HTTPServer.Configuration
+    private var parser: HTTPRequestParser
+    private var transport: ConnectionTransport?
+
+    /// Most bytes read and discarded while lingering before close.
+    private static let lingerByteLimit = 1 << 20
+    private static let readChunk = 64 * 1024
+
+    init(server: HTTPServer, id: Int, fd: Int32, remoteAddress: String) {
+        self.server = server
+        self.id = id
+        self.fd = fd
+        self.remoteAddress = remoteAddress
+        configuration = server.configuration
+        parser = HTTPRequestParser(limits: server.configuration.parserLimits)
+    }
+
+    /// Serves the connection until it ends, then closes it.
+    func run() {
+        var linger = false
+        if let transport = makeTransport(), transport.handshake(deadline: .after(configuration.readTimeout)) {
+            self.transport = transport
+            linger = serve(transport)
+        }
+        // Unregister first: a graceful shutdown need not wait for the linger below, and the
+        // descriptor is closed only after it left the registry.
+        server.connectionFinished(id: id)
+        close(linger: linger, lingerSeconds: 1)
+        SocketIO.close(fd)
+    }
+
+    /// Answers 503 (too many connections) and closes.
+    func reject() {
+        if let transport = makeTransport(), transport.handshake(deadline: .after(2)) {
+            self.transport = transport
+            var response = HTTPResponse.problem(.serviceUnavailable,
+                detail: "The server is handling its maximum of \(configuration.maxConnections) connections; retry shortly.")
+            response.headers.add(name: "Retry-After", value: "1")
+            _ = write(response, isHEAD: false, connection: .close, stallTimeout: 2)
+            close(linger: true, lingerSeconds: 0.5)
+        } else {
+            transport = nil
+        }
+        server.rejectionFinished(fd: fd)
+    }
+
+    private func makeTransport() -> ConnectionTransport? {
+        if let context = server.tlsContext { return TLSTransport(fd: fd, context: context) }
+        return PlainTransport(fd: fd)
+    }
+
+    /// Serves requests until the connection should end; returns whether to linger (a final
+    /// response was sent and the peer may still be sending).
+    private func serve(_ transport: ConnectionTransport) -> Bool {
+        var readBuffer = [UInt8](repeating: 0, count: Self.readChunk)
+        var requestDeadline: Deadline?
+        var stopping = false
+        while true {
+            switch parser.next() {
+            case .needMoreData:
+                let partial = parser.hasPartialRequest
+                if !stopping { stopping = server.isStopping }
+                if stopping && !partial { return false }
+                let deadline: Deadline
+                if partial {
+                    let started = requestDeadline ?? .after(configuration.readTimeout)
+                    requestDeadline = started
+                    deadline = started
+                } else {
+                    deadline = .after(configuration.idleTimeout)
+                }
+                let wakeFD = stopping ? nil : server.wakeFD
+                let outcome = readBuffer.withUnsafeMutableBytes {
+                    transport.read(into: $0, deadline: deadline, wakeFD: wakeFD)
+                }
+                switch outcome {
+                case .bytes(let count):
+                    if requestDeadline == nil { requestDeadline = .after(configuration.readTimeout) }
+                    readBuffer.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                case .closed, .failed:
+                    return false
+                case .timedOut:
+                    guard partial else { return false }   // idle keep-alive: close silently
+                    let response = HTTPResponse.problem(.requestTimeout,
+                        detail: "The request was not received completely within \(Self.seconds(configuration.readTimeout)); send it faster or in one piece.")
+                    _ = write(response, isHEAD: false, connection: .close, stallTimeout: configuration.writeTimeout)
+                    return true
+                case .woken:
+                    stopping = true
+                }
+
+            case .head(let head):
+                if head.expectsContinue && !parser.hasBufferedBytes {
+                    let interim = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+                    let sent = interim.withUnsafeBytes {
+                        transport.write($0, stallTimeout: configuration.writeTimeout)
+                    }
+                    if !sent { return false }
+                }
+
+            case .failure(let error):
+                let response = HTTPResponse.problem(error.status, detail: error.detail)
+                _ = write(response, isHEAD: false, connection: .close, stallTimeout: configuration.writeTimeout)
+                return true
+
+            case .request(let head, let body):
+                let request = HTTPRequest(method: head.method, target: head.target, version: head.version,
+                                          headers: head.headers, body: body, remoteAddress: remoteAddress)
+                let response = server.respond(to: request)
+                let keepAlive = head.keepAlive && !response.requestsClose && !server.isStopping
+                let connection: ResponseWriter.ConnectionHeader =
+                    !keepAlive ? .close : (head.version == .http1_0 ? .keepAlive : .none)
+                guard write(response, isHEAD: head.method == "HEAD", connection: connection,
+                            stallTimeout: configuration.writeTimeout) else { return false }
+                if !keepAlive { return true }
+                // A pipelined request already waiting starts its clock now.
+                requestDeadline = parser.hasBufferedBytes ? .after(configuration.readTimeout) : nil
+            }
+        }
+    }
+
+    /// Writes a whole response; `false` when the peer is gone or too slow.
+    private func write(_ response: HTTPResponse, isHEAD: Bool, connection: ResponseWriter.ConnectionHeader,
+                       stallTimeout: Double) -> Bool {
+        guard let transport else { return false }
+        let (head, sendBody) = ResponseWriter.head(for: response, isHEAD: isHEAD, connection: connection,
+                                                  serverName: configuration.serverName)
+        if sendBody && response.body.count <= 64 * 1024 {
+            let message = head + response.body
+            return message.withUnsafeBytes { transport.write($0, stallTimeout: stallTimeout) }
+        }
+        guard head.withUnsafeBytes({ transport.write($0, stallTimeout: stallTimeout) }) else { return false }
+        if sendBody {
+            return response.body.withUnsafeBytes { transport.write($0, stallTimeout: stallTimeout) }
+        }
+        return true
+    }
+
+    /// Ends the connection. With `linger`, half-closes first and discards what the peer
+    /// still sends for a moment, so a final error response is not destroyed by a TCP reset
+    /// (RFC 9112 §9.6).
+    private func close(linger: Bool, lingerSeconds: Double) {
+        if linger, let transport {
+            transport.closeNotify()
+            SocketIO.shutdown(fd, writeOnly: true)
+            let deadline = Deadline.after(lingerSeconds)
+            var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+            var discarded = 0
+            drain: while discarded < Self.lingerByteLimit {
+                let outcome = scratch.withUnsafeMutableBytes {
+                    SocketIO.read(fd: fd, into: $0, deadline: deadline, wakeFD: nil)
+                }
+                guard case .bytes(let count) = outcome else { break drain }
+                discarded += count
+            }
+        }
+        transport = nil
+    }
+
+    private static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
+    }
+}
