@@ -15,7 +15,7 @@ public struct ReconstructionInput: Sendable {
     public static let truthNames = ["orig", "ground_truth", "gt", "truth"]
 
     /// The array named one of `names`, or the file's only array.
-    static func pick(_ file: ArrayFile, _ names: [String], what: String) throws -> NumericArray {
+    public static func pick(_ file: ArrayFile, _ names: [String], what: String) throws -> NumericArray {
         for n in names { if let a = file.array(n) { return a } }
         if file.arrays.count == 1 { return file.arrays[0].array }
         let have = file.arrays.map(\.name).joined(separator: ", ")

@@ -55,8 +55,12 @@ public struct RevSCIReconstructor: Reconstructor {
 
     /// The network's input channels for one snapshot: gray (y_bar + Phi y_bar), or color (Phi, y_bar).
     public func networkInput(_ snapshot: Snapshot, mask: MaskStack) throws -> [Float] {
+        try Self.networkInput(snapshot, mask: mask, color: isColor)
+    }
+
+    public static func networkInput(_ snapshot: Snapshot, mask: MaskStack, color: Bool) throws -> [Float] {
         let model = SensingModel(mask: mask)
-        if !isColor { return try model.networkInput(snapshot).pixels }
+        if !color { return try model.networkInput(snapshot).pixels }
         let yBar = try model.normalized(snapshot).pixels
         return mask.values + (0 ..< mask.frames).flatMap { _ in yBar }
     }

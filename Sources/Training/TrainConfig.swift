@@ -1,0 +1,73 @@
+import Foundation
+import Reconstruction
+import SCICore
+
+/// A training run as configs/train/*.json describe it. Paths are relative to the working
+/// directory (the repository root).
+public struct TrainConfig: Codable, Sendable {
+    public var name: String
+    public var architecture: ModelArchitecture
+    public var frames: Int = 8
+    /// Square crop size in pixels (even).
+    public var crop: Int = 64
+    public var batch: Int = 8
+    public var learningRate: Float = 3e-4
+    /// Total optimizer steps.
+    public var steps: Int = 100_000
+    public var mode: BackpropMode = .plain
+    /// Folder of uint8 (F, H, W) .npy clips (scripts/build_training_data.py).
+    public var data: String = "training-data"
+    /// A fixed mask (.mat `mask` H x W x T, or .npy T x H x W) to fine-tune for one camera; nil draws
+    /// a fresh random binary mask per sample.
+    public var mask: String?
+    public var checkpointEvery: Int = 50
+    public var validateEvery: Int = 500
+    /// Run folder: checkpoints, log.jsonl.
+    public var output: String
+    public var seed: UInt64 = 0
+    /// Benchmark folder scored during training (never training data), with its mask.mat.
+    public var validationData: String? = "../shared/data/benchmarks"
+
+    enum CodingKeys: String, CodingKey {
+        case name, architecture, frames, crop, batch, mode, data, mask, output, seed, steps
+        case learningRate = "learning_rate", checkpointEvery = "checkpoint_every", validateEvery = "validate_every"
+        case validationData = "validation_data"
+    }
+
+    public init(name: String, architecture: ModelArchitecture, output: String) {
+        self.name = name
+        self.architecture = architecture
+        self.output = output
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        architecture = try c.decode(ModelArchitecture.self, forKey: .architecture)
+        output = try c.decode(String.self, forKey: .output)
+        frames = try c.decodeIfPresent(Int.self, forKey: .frames) ?? frames
+        crop = try c.decodeIfPresent(Int.self, forKey: .crop) ?? crop
+        batch = try c.decodeIfPresent(Int.self, forKey: .batch) ?? batch
+        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? learningRate
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? steps
+        mode = try c.decodeIfPresent(BackpropMode.self, forKey: .mode) ?? mode
+        data = try c.decodeIfPresent(String.self, forKey: .data) ?? data
+        mask = try c.decodeIfPresent(String.self, forKey: .mask)
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? checkpointEvery
+        validateEvery = try c.decodeIfPresent(Int.self, forKey: .validateEvery) ?? validateEvery
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        validationData = try c.decodeIfPresent(String.self, forKey: .validationData) ?? validationData
+    }
+
+    public static func load(_ url: URL) throws -> TrainConfig {
+        let config: TrainConfig
+        do { config = try JSONDecoder().decode(TrainConfig.self, from: Data(contentsOf: url)) } catch {
+            throw SCIError("training config \(url.path) is not valid: \(error)")
+        }
+        guard config.crop >= 4, config.crop % 2 == 0, config.batch >= 1, config.frames >= 1, config.steps >= 1,
+              config.learningRate > 0, config.checkpointEvery >= 1, config.validateEvery >= 1 else {
+            throw SCIError("training config \(url.lastPathComponent): crop must be even (>= 4); batch, frames, steps, intervals and learning_rate positive")
+        }
+        return config
+    }
+}

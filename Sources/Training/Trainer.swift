@@ -1,0 +1,140 @@
+import Foundation
+import Formats
+import Reconstruction
+import SCICore
+
+/// The training loop: batches of clips, reversible or plain backprop, Adam, checkpoints that a
+/// killed run resumes from, validation on the benchmark scenes, and a JSON-lines log.
+public final class Trainer: @unchecked Sendable {
+    public let config: TrainConfig
+    public private(set) var parameters: [String: [Float]]
+    public private(set) var optimizer: Adam
+    public private(set) var step: Int
+    let shapes: [(name: String, shape: [Int])]
+    let data: TrainingData
+    let runDirectory: URL
+    var log: FileHandle?
+    public var kernels: KernelSet = .active
+
+    public var weightsURL: URL { runDirectory.appendingPathComponent("weights.safetensors") }
+    var optimizerURL: URL { runDirectory.appendingPathComponent("optimizer.safetensors") }
+    public var logURL: URL { runDirectory.appendingPathComponent("log.jsonl") }
+
+    /// Starts a run, or with `resume` continues from the run folder's last checkpoint.
+    public init(config: TrainConfig, resume: Bool) throws {
+        self.config = config
+        runDirectory = URL(fileURLWithPath: config.output)
+        try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        shapes = config.architecture.parameterShapes
+        guard !config.architecture.color else { throw SCIError("training covers grayscale models; the clip loader has no color data") }
+        var fixedMask: MaskStack?
+        if let mask = config.mask {
+            let file = try ArrayFile.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: mask))), defaultName: "mask")
+            fixedMask = try SCIInput.mask(try ReconstructionInput.pick(file, ReconstructionInput.maskNames, what: "mask"), order: file.planeOrder)
+        }
+        data = try TrainingData(directory: URL(fileURLWithPath: config.data), frames: config.frames, crop: config.crop, fixedMask: fixedMask)
+        let weightsFile = runDirectory.appendingPathComponent("weights.safetensors")
+        let optimizerFile = runDirectory.appendingPathComponent("optimizer.safetensors")
+        if resume, FileManager.default.fileExists(atPath: weightsFile.path) {
+            let w = try SafetensorsFile.decode([UInt8](try Data(contentsOf: weightsFile)))
+            let o = try SafetensorsFile.decode([UInt8](try Data(contentsOf: optimizerFile)))
+            parameters = Dictionary(uniqueKeysWithValues: w.tensors.map { ($0.name, $0.array.floats()) })
+            for (name, shape) in shapes where parameters[name]?.count != shape.reduce(1, *) {
+                throw SCIError("checkpoint in \(runDirectory.path) does not fit this architecture (parameter \(name))")
+            }
+            guard let s = o.metadata["step"].flatMap(Int.init) else { throw SCIError("optimizer checkpoint lacks its step") }
+            step = s
+            var m: [String: [Float]] = [:], v: [String: [Float]] = [:]
+            for (name, array) in o.tensors {
+                if name.hasPrefix("m.") { m[String(name.dropFirst(2))] = array.floats() }
+                if name.hasPrefix("v.") { v[String(name.dropFirst(2))] = array.floats() }
+            }
+            optimizer = Adam(learningRate: config.learningRate, step: s, m: m, v: v)
+        } else {
+            parameters = config.architecture.randomWeights(seed: config.seed).mapValues { $0.floats() }
+            optimizer = Adam(learningRate: config.learningRate)
+            step = 0
+        }
+        if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
+        log = try FileHandle(forWritingTo: logURL)
+        try log?.seekToEnd()
+    }
+
+    public var clipSummary: String { "\(data.clips.count) clips, \(data.windowCount) windows of \(config.frames) frames" }
+
+    func weightArrays() -> [String: NumericArray] {
+        Dictionary(uniqueKeysWithValues: shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: parameters[$0.name]!)) })
+    }
+
+    public func network() throws -> RevSCINetwork { try RevSCINetwork(weights: weightArrays()) }
+
+    /// One optimizer step on one batch; returns the mean loss.
+    public func trainStep() throws -> Double {
+        let graph = TrainingGraph(network: try network(), kernels: kernels)
+        var grads = graph.zeroGradients()
+        var loss = 0.0
+        for i in 0 ..< config.batch {
+            let s = try data.sample(step: step, index: i, seed: config.seed) { y, mask in
+                try RevSCIReconstructor.networkInput(y, mask: mask, color: false)
+            }
+            let (l, _) = try graph.accumulate(input: s.input, target: s.target, frames: config.frames, height: config.crop,
+                                              width: config.crop, mode: config.mode, scale: 1 / Float(config.batch), into: &grads)
+            loss += l
+        }
+        var flat: [String: [Float]] = [:]
+        for (layer, g) in grads {
+            flat[layer + ".weight"] = g.weight
+            flat[layer + ".bias"] = g.bias
+        }
+        optimizer.update(&parameters, gradients: flat)
+        step += 1
+        return loss / Double(config.batch)
+    }
+
+    var modelConfig: ModelConfig {
+        ModelConfig(name: config.name, description: "training run \(config.output)", architecture: config.architecture, frames: config.frames)
+    }
+
+    /// Writes weights and optimizer state atomically (temporary file, then rename).
+    public func saveCheckpoint() throws {
+        let meta = ["step": String(step), "name": config.name, "layout": config.architecture.layout.rawValue,
+                    "num_block": String(config.architecture.numBlocks), "num_group": String(config.architecture.numGroups)]
+        let weights = SafetensorsFile.encode(shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: parameters[$0.name]!)) }, metadata: meta)
+        var moments: [(name: String, array: NumericArray)] = []
+        for (name, shape) in shapes {
+            if let m = optimizer.m[name] { moments.append(("m." + name, NumericArray(shape: shape, float32: m))) }
+            if let v = optimizer.v[name] { moments.append(("v." + name, NumericArray(shape: shape, float32: v))) }
+        }
+        let opt = SafetensorsFile.encode(moments, metadata: ["step": String(step), "learning_rate": String(optimizer.learningRate)])
+        // Optimizer first: a crash between the two renames leaves a step count the weights match or exceed.
+        try Self.atomicWrite(opt, to: optimizerURL)
+        try Self.atomicWrite(weights, to: weightsURL)
+    }
+
+    static func atomicWrite(_ bytes: [UInt8], to url: URL) throws {
+        let tmp = url.appendingPathExtension("tmp")
+        try Data(bytes).write(to: tmp)
+        let fd = open(tmp.path, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        if FileManager.default.fileExists(atPath: url.path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp) } else {
+            try FileManager.default.moveItem(at: tmp, to: url)
+        }
+    }
+
+    /// Benchmark-protocol PSNR/SSIM of the current weights on the validation folder.
+    public func validate() throws -> [BenchmarkProtocol.SceneResult] {
+        guard let folder = config.validationData else { return [] }
+        let dir = URL(fileURLWithPath: folder)
+        let maskURL = dir.appendingPathComponent("mask.mat")
+        let mask = try BenchmarkProtocol.loadMask(maskURL)
+        let reconstructor = try RevSCIReconstructor(config: modelConfig, weights: weightArrays())
+        return try BenchmarkProtocol.sceneFiles(in: dir, excluding: maskURL).map {
+            try BenchmarkProtocol.run(try BenchmarkProtocol.loadScene($0), mask: mask, reconstructor: reconstructor)
+        }
+    }
+
+    public func appendLog(_ record: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
+        log?.write(data + Data("\n".utf8))
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Formats
+import Reconstruction
+import SCICore
+@testable import Training
+import XCTest
+
+final class TrainerTests: XCTestCase {
+    /// A folder of two small synthetic clips (moving gradients), as the data script writes them.
+    func makeData() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for (k, (f, h, w)) in [(10, 20, 24), (12, 18, 18)].enumerated() {
+            var px = [UInt8](repeating: 0, count: f * h * w)
+            for t in 0 ..< f { for r in 0 ..< h { for c in 0 ..< w { px[(t * h + r) * w + c] = UInt8((r * 9 + c * 5 + t * 7 + k * 40) % 256) } } }
+            try Data(NPY.encode(NumericArray(shape: [f, h, w], storage: .uint8(px)))).write(to: dir.appendingPathComponent("clip\(k).npy"))
+        }
+        return dir
+    }
+
+    func config(_ data: URL, output: URL) -> TrainConfig {
+        var c = TrainConfig(name: "tiny", architecture: .init(layout: .multiGroup, numBlocks: 2, numGroups: 2), output: output.path)
+        c.data = data.path
+        c.crop = 16
+        c.batch = 2
+        c.learningRate = 1e-3
+        c.steps = 100
+        c.validationData = nil
+        return c
+    }
+
+    func testSamplesAreDeterministicCroppedAndOnTheUnitScale() throws {
+        let data = try TrainingData(directory: makeData(), frames: 8, crop: 16)
+        XCTAssertEqual(data.clips.count, 2)
+        XCTAssertEqual(data.windowCount, (10 - 7) + (12 - 7))
+        let prepare: (Snapshot, MaskStack) throws -> [Float] = { y, m in try RevSCIReconstructor.networkInput(y, mask: m, color: false) }
+        let a = try data.sample(step: 3, index: 1, seed: 7, prepare: prepare)
+        let b = try data.sample(step: 3, index: 1, seed: 7, prepare: prepare)
+        let c = try data.sample(step: 4, index: 1, seed: 7, prepare: prepare)
+        XCTAssertEqual(a.target, b.target)
+        XCTAssertEqual(a.input, b.input)
+        XCTAssertNotEqual(a.target, c.target)
+        XCTAssertEqual(a.target.count, 8 * 16 * 16)
+        XCTAssertTrue(a.target.allSatisfy { $0 >= 0 && $0 <= 1 })
+        XCTAssertTrue(Set(a.mask.values).isSubset(of: [0, 1]))
+    }
+
+    func testTrainingReducesLossAndResumesFromCheckpoint() throws {
+        let data = try makeData()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-run-\(UUID().uuidString)")
+        let trainer = try Trainer(config: config(data, output: out), resume: false)
+        var losses: [Double] = []
+        for _ in 0 ..< 12 { losses.append(try trainer.trainStep()) }
+        XCTAssertTrue(losses.allSatisfy(\.isFinite))
+        XCTAssertLessThan(losses.suffix(3).reduce(0, +), losses.prefix(3).reduce(0, +), "loss should fall: \(losses)")
+        try trainer.saveCheckpoint()
+        let next = try trainer.trainStep()
+
+        // A new process resuming from the checkpoint takes the same next step.
+        let resumed = try Trainer(config: config(data, output: out), resume: true)
+        XCTAssertEqual(resumed.step, 12)
+        XCTAssertEqual(resumed.optimizer.step, 12)
+        let again = try resumed.trainStep()
+        XCTAssertEqual(again, next, accuracy: 1e-9 * max(1, next))
+    }
+
+    func testBadConfigsAndDataAreExplained() throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-empty-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try TrainingData(directory: empty, frames: 8, crop: 16)) { XCTAssertTrue("\($0)".contains("build_training_data"), "\($0)") }
+        let bad = empty.appendingPathComponent("c.json")
+        try Data(#"{"name": "x", "architecture": {"layout": "multigroup", "num_block": 2, "num_group": 2, "color": false}, "output": "o", "crop": 15}"#.utf8).write(to: bad)
+        XCTAssertThrowsError(try TrainConfig.load(bad)) { XCTAssertTrue("\($0)".contains("even"), "\($0)") }
+    }
+}
