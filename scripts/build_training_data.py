@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import textwrap
 import time
 import urllib.parse
 import zipfile
@@ -345,12 +346,9 @@ def fetch_pypi(name: str, version: str, pkgdir: str, xdir: str, allow_net: bool)
 # Licence notes, as the packages state them
 # --------------------------------------------------------------------------------------------
 
-def parse_dep5(path: str):
-    """Debian machine-readable copyright file -> list of (patterns, licence, copyright)."""
+def parse_dep5(text: str):
+    """Debian machine-readable copyright text -> list of (patterns, licence, copyright)."""
     stanzas = []
-    if not os.path.exists(path):
-        return stanzas
-    text = open(path, encoding="utf-8", errors="replace").read()
     for para in re.split(r"\n\s*\n", text):
         fields, key = {}, None
         for line in para.splitlines():
@@ -365,33 +363,59 @@ def parse_dep5(path: str):
         if "Files" in fields:
             pats = fields["Files"].split()
             lic = fields.get("License", "").split("\n")[0].strip()
-            cop = " ".join(fields.get("Copyright", "").split("\n")).strip()
+            cop = " ".join(fields.get("Copyright", "").split())
             stanzas.append((pats, lic, cop))
     return stanzas
 
 
 def dep5_lookup(stanzas, relpath: str):
+    """(licence, copyright, matching pattern) of the last stanza matching relpath (DEP-5)."""
     hit = None
-    for pats, lic, cop in stanzas:  # the last matching stanza wins (DEP-5)
-        if any(fnmatch.fnmatchcase(relpath, p) for p in pats):
-            hit = (lic, cop)
+    for pats, lic, cop in stanzas:
+        for p in pats:
+            if fnmatch.fnmatchcase(relpath, p):
+                hit = (lic, cop, p)
     return hit
 
 
-def pkg_metadata_license(root: str) -> str:
+def shorten(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 3].rstrip() + "..."
+
+
+def pkg_metadata_license(root: str, relpath: str = "") -> str:
+    """Licence as the wheel/sdist metadata states it (License-Expression, License, or
+    classifiers); a License field written in Debian copyright format is looked up for relpath."""
     for f in glob.glob(os.path.join(root, "META", "*")):
-        if os.path.basename(f) in ("METADATA", "PKG-INFO"):
-            lic, cls = None, []
-            for line in open(f, encoding="utf-8", errors="replace"):
-                if line.startswith("License-Expression:"):
-                    lic = line.split(":", 1)[1].strip()
-                elif line.startswith("License:") and lic is None:
-                    lic = line.split(":", 1)[1].strip()
-                elif line.startswith("Classifier: License ::"):
-                    cls.append(line.split("::")[-1].strip())
-                elif not line.strip():
-                    break
-            return lic or ", ".join(cls) or "unknown"
+        if os.path.basename(f) not in ("METADATA", "PKG-INFO"):
+            continue
+        expr, lic_lines, cls, in_lic = None, [], [], False
+        for line in open(f, encoding="utf-8", errors="replace"):
+            line = line.rstrip("\n")
+            if not line.strip() and not in_lic:
+                break  # end of the header block
+            if in_lic and (line.startswith(" ") or line.startswith("\t") or not line.strip()):
+                lic_lines.append(line)
+                continue
+            in_lic = False
+            if line.startswith("License-Expression:"):
+                expr = line.split(":", 1)[1].strip()
+            elif line.startswith("License:"):
+                lic_lines = [line.split(":", 1)[1].strip()]
+                in_lic = True
+            elif line.startswith("Classifier: License ::"):
+                cls.append(line.split("::")[-1].strip())
+        if expr:
+            return expr
+        if lic_lines and lic_lines[0].startswith("Files:"):
+            text = lic_lines[0] + "\n" + textwrap.dedent("\n".join(lic_lines[1:]))
+            hit = dep5_lookup(parse_dep5(text), relpath)
+            if hit:
+                return f"{hit[0]} (Copyright: {shorten(hit[1], 80)}; package licence, " \
+                       f"stanza 'Files: {hit[2]}')"
+        if lic_lines and lic_lines[0]:
+            return shorten(lic_lines[0], 120)
+        return ", ".join(cls) or "unknown"
     return "unknown"
 
 
@@ -404,11 +428,15 @@ def skimage_provenance(root: str):
     funcs = {n.name: ast.get_docstring(n) or "" for n in ast.parse(open(src).read()).body
              if isinstance(n, ast.FunctionDef)}
     for fname, func in SKIMAGE_STILLS.items():
-        doc = " ".join(funcs.get(func, "").split())
-        sents = re.split(r"(?<=[.!?])\s+", doc)
+        doc = funcs.get(func, "")
+        doc = re.sub(r"\b(Notes|References)\s*\n\s*-+", " ", doc)
+        doc = re.sub(r"\.\. versionchanged::.*", " ", doc, flags=re.S)
+        doc = re.sub(r"`([^`<]*?)\s*<([^>]*)>`_*", r"\1 (\2)", doc)  # rst links
+        doc = re.sub(r"<(https?://[^>]*)>`_*", r"(\1)", doc)
+        sents = re.split(r"(?<=[.!?])\s+", " ".join(doc.split()))
         keep = [s for s in sents if re.search(r"copyright|CC0|public domain|licen|courtesy|"
                                               r"downloaded from|Middlebury|acquired", s, re.I)]
-        out[fname] = " ".join(keep)
+        out[fname] = shorten(" ".join(keep), 300)
     return out
 
 
@@ -418,8 +446,9 @@ class Licences:
         self.dep5 = {}
         for name in DEBIAN_PACKAGES:
             if name in pkgs:
-                self.dep5[name] = parse_dep5(os.path.join(
-                    pkgs[name]["root"], "usr/share/doc", name, "copyright"))
+                cp = os.path.join(pkgs[name]["root"], "usr/share/doc", name, "copyright")
+                self.dep5[name] = parse_dep5(open(cp, encoding="utf-8", errors="replace").read()) \
+                    if os.path.exists(cp) else []
         self.skimage = skimage_provenance(pkgs["scikit-image"]["root"]) \
             if "scikit-image" in pkgs else {}
 
@@ -427,8 +456,8 @@ class Licences:
         hit = dep5_lookup(self.dep5.get(pkg, []), relpath)
         if not hit:
             return f"see /usr/share/doc/{pkg}/copyright"
-        lic, cop = hit
-        return f"{lic} (debian/copyright, Files matching '{relpath}'; Copyright: {cop[:160]})"
+        lic, cop, pat = hit
+        return f"{lic} (Copyright: {shorten(cop, 100)}; debian/copyright stanza 'Files: {pat}')"
 
     def opencv(self, fname: str) -> str:
         return self.debian("opencv-doc", "samples/data/" + fname)
@@ -446,14 +475,16 @@ class Licences:
             note = f"{kp.get('License', '?')} (wallpaper metadata.json, author {author}); "
         except (OSError, ValueError, KeyError):
             pass
-        return note + "package: " + self.debian("plasma-workspace-wallpapers", wall + "/x")
+        return note + "package: " + self.debian("plasma-workspace-wallpapers",
+                                                "wallpapers/" + wall + "/contents/images/x")
 
-    def pypi(self, pkg: str) -> str:
-        return pkg_metadata_license(self.pkgs[pkg]["root"]) + f" ({pkg} package metadata)"
+    def pypi(self, pkg: str, relpath: str = "") -> str:
+        return pkg_metadata_license(self.pkgs[pkg]["root"], relpath) + \
+            f" ({pkg} package metadata)"
 
     def skimage_file(self, fname: str) -> str:
         prov = self.skimage.get(fname, "")
-        base = self.pypi("scikit-image")
+        base = self.pypi("scikit-image", "skimage/data/" + fname)
         return (prov + " | " if prov else "") + base
 
 

@@ -30,6 +30,12 @@ public enum KernelSet: String, Sendable, CaseIterable {
         return supported[0]
     }()
 
+    /// Work items per core for row-parallel kernels: more than one lets Dispatch rebalance when
+    /// one core is slowed (shared machines). `REVSCI_CHUNKS_PER_CORE` overrides.
+    static let chunksPerCore: Int = {
+        ProcessInfo.processInfo.environment["REVSCI_CHUNKS_PER_CORE"].flatMap(Int.init).map { max(1, min($0, 64)) } ?? 4
+    }()
+
     public var vectorWidth: Int {
         switch self {
         case .avx512: return AVX512Kernels.vectorWidth
@@ -75,7 +81,7 @@ public enum KernelSet: String, Sendable, CaseIterable {
     /// scratch row and copied back, since a row's outputs depend on that row's inputs alone.
     public func conv(_ call: ConvCall, inPlace: Bool = false) {
         let rows = call.rowCount
-        let chunks = min(Parallel.coreCount, rows)
+        let chunks = min(Parallel.coreCount * Self.chunksPerCore, rows)
         Parallel.forEach(chunks) { k in
             let range = (k * rows / chunks) ..< ((k + 1) * rows / chunks)
             guard inPlace else { return convRows(call, rows: range) }
