@@ -116,8 +116,9 @@ public final class Trainer: @unchecked Sendable {
         try Data(bytes).write(to: tmp)
         let fd = open(tmp.path, O_RDONLY)
         if fd >= 0 { fsync(fd); close(fd) }
-        if FileManager.default.fileExists(atPath: url.path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp) } else {
-            try FileManager.default.moveItem(at: tmp, to: url)
+        // rename(2) replaces the old file atomically: a reader sees the old or the new one, never neither.
+        guard rename(tmp.path, url.path) == 0 else {
+            throw SCIError("cannot move \(tmp.path) into place: \(String(cString: strerror(errno)))")
         }
     }
 

@@ -30,7 +30,7 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let cfg = try TrainConfig.load(URL(fileURLWithPath: config))
         let trainer = try Trainer(config: cfg, resume: resume)
-        print("training \(cfg.name): \(cfg.architecture.layout.rawValue), \(cfg.architecture.numBlocks) blocks, crop \(cfg.crop), batch \(cfg.batch), \(cfg.mode.rawValue) backprop; \(trainer.clipSummary); from step \(trainer.step) of \(cfg.steps); kernels \(trainer.kernels.rawValue)")
+        say("training \(cfg.name): \(cfg.architecture.layout.rawValue), \(cfg.architecture.numBlocks) blocks, crop \(cfg.crop), batch \(cfg.batch), \(cfg.mode.rawValue) backprop; \(trainer.clipSummary); from step \(trainer.step) of \(cfg.steps); kernels \(trainer.kernels.rawValue)")
         let stop = StopFlag()
         let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
@@ -55,7 +55,7 @@ struct TrainCommand: ParsableCommand {
             let perStep = Date().timeIntervalSince(start) / Double(done)
             let eta = perStep * Double(cfg.steps - trainer.step)
             let avg = recent.reduce(0, +) / Double(recent.count)
-            print(String(format: "step %d/%d  loss %.5f  avg50 %.5f  %.2f samples/s  %.1f s/step  ETA %@", trainer.step, cfg.steps, loss, avg,
+            say(String(format: "step %d/%d  loss %.5f  avg50 %.5f  %.2f samples/s  %.1f s/step  ETA %@", trainer.step, cfg.steps, loss, avg,
                          Double(cfg.batch) / dt, dt, Self.duration(eta)))
             trainer.appendLog(["step": trainer.step, "loss": loss, "seconds": dt, "samples_per_second": Double(cfg.batch) / dt,
                                "learning_rate": Double(cfg.learningRate), "time": Date().timeIntervalSince1970])
@@ -63,14 +63,14 @@ struct TrainCommand: ParsableCommand {
             if trainer.step % cfg.validateEvery == 0 { try validate(trainer) }
         }
         try trainer.saveCheckpoint()
-        print("checkpoint at step \(trainer.step): \(trainer.weightsURL.path)")
+        say("checkpoint at step \(trainer.step): \(trainer.weightsURL.path)")
     }
 
     func validate(_ trainer: Trainer) throws {
         let results = try trainer.validate()
         guard !results.isEmpty else { return }
         let line = results.map { String(format: "%@ %.2f dB / %.4f", $0.scene, $0.meanPSNR, $0.meanSSIM) }.joined(separator: ", ")
-        print("validation at step \(trainer.step): \(line)")
+        say("validation at step \(trainer.step): \(line)")
         var record: [String: Any] = ["step": trainer.step, "time": Date().timeIntervalSince1970]
         for r in results { record["psnr_\(r.scene)"] = r.meanPSNR; record["ssim_\(r.scene)"] = r.meanSSIM }
         trainer.appendLog(record)
@@ -152,4 +152,9 @@ extension Optional {
         guard let v = self else { throw error() }
         return v
     }
+}
+
+/// Writes a line to standard output at once (unbuffered), so progress reaches a log file as it happens.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
