@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "SCICoreTests", dependencies: ["SCICore", "Formats", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "SCICore", "TestSupport"]),
-        .testTarget(name: "ReconstructionTests", dependencies: ["Reconstruction", "Formats", "SCICore", "TestSupport"]),
+        .testTarget(name: "ReconstructionTests", dependencies: ["Reconstruction", "KernelCore", "Formats", "SCICore", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Reconstruction", "Formats", "SCICore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -120,7 +120,9 @@ struct BenchCommand: ParsableCommand {
         var kinds: [String: (calls: Int, seconds: Double, flops: Double)] = [:]
         var kindOrder: [String] = []
         for e in perRun[median] {
-            let group = e.name.hasPrefix("layers.") ? "blocks: \(e.kind)" : "\(e.name.split(separator: "[").first ?? ""): \(e.kind)"
+            let group = e.name.hasPrefix("layers.")
+                ? "blocks: \(e.kind) \(e.name.hasSuffix(".0") ? "(first, LReLU)" : "(second, add)")"
+                : "\(e.name.split(separator: "[").first ?? ""): \(e.kind)"
             if kinds[group] == nil { kindOrder.append(group) }
             kinds[group, default: (0, 0, 0)].calls += 1
             kinds[group, default: (0, 0, 0)].seconds += e.seconds

@@ -1,0 +1,116 @@
+import KernelCore
+import Reconstruction
+import XCTest
+
+/// The generic convolution and weight-gradient kernels against a plain loop, for every register
+/// block size the instruction sets use (P = 1, 2, 6, 14: AVX-512's 14 included, so its blocking
+/// logic is checked on any CPU), widths below and above P, strides 1 and 2, and all epilogues.
+final class ConvKernelTests: XCTestCase {
+    struct Case {
+        let cin: Int, cout: Int, k: (Int, Int, Int), stride: (Int, Int, Int), out: (Int, Int, Int)
+    }
+
+    let cases = [
+        Case(cin: 3, cout: 5, k: (3, 3, 3), stride: (1, 1, 1), out: (2, 3, 17)),
+        Case(cin: 4, cout: 20, k: (1, 3, 3), stride: (1, 2, 2), out: (2, 2, 9)),
+        Case(cin: 2, cout: 16, k: (1, 1, 1), stride: (1, 1, 1), out: (1, 2, 5)),
+        Case(cin: 7, cout: 33, k: (3, 1, 3), stride: (1, 1, 2), out: (3, 2, 15)),
+    ]
+
+    /// Input (tIn, hIn, wIn, cin) channels-last with extra pixel stride (cin + 3) and padded
+    /// output strides, so that non-contiguous views are exercised too.
+    func run(_ c: Case, pixels: Int, epilogue: ConvEpilogue, slope: Float?) {
+        var rng = SplitMix(seed: UInt64(c.cin * 100 + c.cout + pixels))
+        let tIn = (c.out.0 - 1) * c.stride.0 + c.k.0, hIn = (c.out.1 - 1) * c.stride.1 + c.k.1, wIn = (c.out.2 - 1) * c.stride.2 + c.k.2
+        let ps = c.cin + 3
+        let input = (0 ..< tIn * hIn * wIn * ps).map { _ in rng.unit() * 2 - 1 }
+        let weights = (0 ..< c.cout * c.cin * c.k.0 * c.k.1 * c.k.2).map { _ in rng.unit() - 0.5 }
+        let bias = (0 ..< c.cout).map { _ in rng.unit() }
+        let blocks = (c.cout + 15) / 16
+        var packed = [Float](repeating: 0, count: blocks * c.k.0 * c.k.1 * c.k.2 * c.cin * 16)
+        var i = 0
+        for b in 0 ..< blocks { for a in 0 ..< c.k.0 { for h in 0 ..< c.k.1 { for w in 0 ..< c.k.2 { for ic in 0 ..< c.cin { for l in 0 ..< 16 {
+            let o = b * 16 + l
+            if o < c.cout { packed[i] = weights[(((o * c.cin + ic) * c.k.0 + a) * c.k.1 + h) * c.k.2 + w] }
+            i += 1
+        } } } } } }
+        let biasPadded = bias + [Float](repeating: 0, count: blocks * 16 - c.cout)
+        let os = c.cout + 1
+        let outCount = c.out.0 * c.out.1 * c.out.2 * os
+        let initial = (0 ..< outCount).map { _ in rng.unit() }
+        var got = initial
+        // Reference.
+        var want = initial
+        for t in 0 ..< c.out.0 { for h in 0 ..< c.out.1 { for w in 0 ..< c.out.2 { for o in 0 ..< c.cout {
+            var s = bias[o]
+            for a in 0 ..< c.k.0 { for b in 0 ..< c.k.1 { for d in 0 ..< c.k.2 { for ic in 0 ..< c.cin {
+                let x = input[(((t * c.stride.0 + a) * hIn + h * c.stride.1 + b) * wIn + w * c.stride.2 + d) * ps + ic]
+                s += x * weights[(((o * c.cin + ic) * c.k.0 + a) * c.k.1 + b) * c.k.2 + d]
+            } } } }
+            let idx = ((t * c.out.1 + h) * c.out.2 + w) * os + o
+            switch epilogue {
+            case .store: want[idx] = slope.map { s < 0 ? s * $0 : s } ?? s
+            case .add: want[idx] += s - bias[o]
+            case .subtract: want[idx] -= s - bias[o]
+            }
+        } } } }
+        input.withUnsafeBufferPointer { ip in packed.withUnsafeBufferPointer { wp in biasPadded.withUnsafeBufferPointer { bp in
+            got.withUnsafeMutableBufferPointer { op in
+                let call = ConvCall(input: ip.baseAddress!, inputStrides: (hIn * wIn * ps, wIn * ps, ps), inputChannels: c.cin,
+                                    kernel: c.k, stride: c.stride, weights: wp.baseAddress!, bias: bp.baseAddress!,
+                                    outputChannels: c.cout, output: op.baseAddress!, outputStrides: (c.out.1 * c.out.2 * os, c.out.2 * os, os),
+                                    outputSize: c.out, epilogue: epilogue, leakySlope: slope, addBias: epilogue == .store)
+                switch pixels {
+                case 1: convRows(SIMD16<Float>.self, pixels: InlineArray<1, Int>.self, call, rows: 0 ..< call.rowCount)
+                case 2: convRows(SIMD16<Float>.self, pixels: InlineArray<2, Int>.self, call, rows: 0 ..< call.rowCount)
+                case 6: convRows(SIMD16<Float>.self, pixels: InlineArray<6, Int>.self, call, rows: 0 ..< call.rowCount)
+                default: convRows(SIMD16<Float>.self, pixels: InlineArray<14, Int>.self, call, rows: 0 ..< call.rowCount)
+                }
+            }
+        } } }
+        let err = zip(got, want).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(err, 1e-4, "cin \(c.cin) cout \(c.cout) P \(pixels) \(epilogue)")
+    }
+
+    func testConvolutionMatchesPlainLoops() {
+        for c in cases {
+            for p in [1, 2, 6, 14] {
+                run(c, pixels: p, epilogue: .store, slope: 0.01)
+                run(c, pixels: p, epilogue: .store, slope: nil)
+                run(c, pixels: p, epilogue: .add, slope: nil)
+                run(c, pixels: p, epilogue: .subtract, slope: nil)
+            }
+        }
+    }
+
+    func testWeightGradientMatchesPlainLoops() {
+        for c in cases {
+            var rng = SplitMix(seed: 77)
+            let tIn = (c.out.0 - 1) * c.stride.0 + c.k.0, hIn = (c.out.1 - 1) * c.stride.1 + c.k.1, wIn = (c.out.2 - 1) * c.stride.2 + c.k.2
+            let input = (0 ..< tIn * hIn * wIn * c.cin).map { _ in rng.unit() - 0.5 }
+            let dyStride = ((c.cout + 15) / 16) * 16 // 16-lane padded channels, as gradient buffers are
+            let n = c.out.0 * c.out.1 * c.out.2
+            var dy = [Float](repeating: 0, count: n * dyStride)
+            for p in 0 ..< n { for o in 0 ..< c.cout { dy[p * dyStride + o] = rng.unit() - 0.5 } }
+            let taps = c.k.0 * c.k.1 * c.k.2
+            var got = [Float](repeating: 0, count: c.cout * c.cin * taps)
+            input.withUnsafeBufferPointer { ip in dy.withUnsafeBufferPointer { dp in
+                let call = WeightGradientCall(input: ip.baseAddress!, inputStrides: (hIn * wIn * c.cin, wIn * c.cin, c.cin), inputChannels: c.cin,
+                                              kernel: c.k, stride: c.stride, gradOutput: dp.baseAddress!,
+                                              gradOutputStrides: (c.out.1 * c.out.2 * dyStride, c.out.2 * dyStride, dyStride),
+                                              outputChannels: c.cout, outputSize: c.out)
+                got.withUnsafeMutableBufferPointer { KernelSet.generic.convWeightGradient(call, into: $0.baseAddress!) }
+            } }
+            var err: Float = 0
+            for o in 0 ..< c.cout { for ic in 0 ..< c.cin { for a in 0 ..< c.k.0 { for b in 0 ..< c.k.1 { for d in 0 ..< c.k.2 {
+                var s: Float = 0
+                for t in 0 ..< c.out.0 { for h in 0 ..< c.out.1 { for w in 0 ..< c.out.2 {
+                    s += input[(((t * c.stride.0 + a) * hIn + h * c.stride.1 + b) * wIn + w * c.stride.2 + d) * c.cin + ic]
+                        * dy[((t * c.out.1 + h) * c.out.2 + w) * dyStride + o]
+                } } }
+                err = max(err, abs(s - got[(((o * c.cin + ic) * c.k.0 + a) * c.k.1 + b) * c.k.2 + d]))
+            } } } } }
+            XCTAssertLessThan(err, 1e-4, "cin \(c.cin) cout \(c.cout)")
+        }
+    }
+}
