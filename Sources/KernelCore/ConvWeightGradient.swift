@@ -45,7 +45,9 @@ public func convWeightGradientRows<V: SIMD & BitwiseCopyable>(
     precondition(V.scalarCount == 16)
     let cin = call.inputChannels, ob = call.outputBlocks, rowWidth = ob * 16
     for row in rows {
-        let t = row / call.outputSize.h, h = row % call.outputSize.h
+        // Rows run h-major (all frames of one image row, then the next row): consecutive rows share
+        // most of their input rows, which then stay in cache instead of being fetched once per frame.
+        let t = row % call.outputSize.t, h = row / call.outputSize.t
         let dyRow = call.gradOutput + t * call.gradOutputStrides.t + h * call.gradOutputStrides.h
         var tap = 0
         for kt in 0 ..< call.kernel.t {

@@ -89,7 +89,7 @@ public enum KernelSet: String, Sendable, CaseIterable {
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: width * pixelStride)
             defer { scratch.deallocate() }
             for row in range {
-                let t = row / call.outputSize.h, h = row % call.outputSize.h
+                let t = row % call.outputSize.t, h = row / call.outputSize.t
                 var one = call
                 one.input = call.input + t * call.inputStrides.t + h * call.inputStrides.h
                 one.output = scratch
