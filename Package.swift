@@ -8,8 +8,8 @@ import PackageDescription
 // The kernel targets are optimised in debug builds too (-O), so that `swift test` runs the
 // network at usable speed while the rest stays debuggable.
 #if arch(x86_64)
-let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
-let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "skylake-avx512"])]
+let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
 #else
 let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-O"])]
 let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-O"])]
