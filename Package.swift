@@ -5,16 +5,17 @@ import PackageDescription
 // KernelCore) and specialised in one small target per instruction set, each compiled
 // with its own -target-cpu, so SIMD code lowers to vector FMAs. The choice is made at run
 // time from the CPU's features (CCPUFeatures); a plain path serves every other CPU.
-// The kernel targets are optimised in debug builds too (-O), so that `swift test` runs the
-// network at usable speed while the rest stays debuggable.
+// The kernel targets are optimised in debug builds too, so that `swift test` runs the network
+// at usable speed while the rest stays debuggable; -Ounchecked because their hot loops index
+// unsafe buffers and the bounds checks on the register-block arrays cost about 20% there.
 #if arch(x86_64)
 let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
 let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
 #else
-let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-O"])]
-let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-O"])]
+let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
 #endif
-let genericFlags: [SwiftSetting] = [.unsafeFlags(["-O"])]
+let genericFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
 
 let package = Package(
     name: "RevSCI",
