@@ -1,5 +1,6 @@
 import Foundation
 import Formats
+import SCICore
 
 /// A bounded random-mutation fuzzer for every file parser. It starts from valid seed files
 /// (made here with the encoders, plus any files under --corpus), mutates them (bit flips,
@@ -65,7 +66,7 @@ struct FuzzMain {
         try? FileManager.default.createDirectory(atPath: crashDir, withIntermediateDirectories: true)
         let lastInput = URL(fileURLWithPath: crashDir).appendingPathComponent("last-input")
 
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         let start = Date()
         var total = 0, rejected = 0, accepted = 0
         var slowest = (name: "", seconds: 0.0)
@@ -160,7 +161,7 @@ struct FuzzMain {
 
     static let interesting: [UInt8] = [0x00, 0x01, 0x7F, 0x80, 0xFF, 0xFE, 0x10, 0x20, 0x40]
 
-    static func mutate(_ seed: [UInt8], others: [[UInt8]], rng: inout SplitMix64) -> [UInt8] {
+    static func mutate(_ seed: [UInt8], others: [[UInt8]], rng: inout SeededGenerator) -> [UInt8] {
         var b = seed
         let rounds = 1 + Int(rng.next() % 4)
         for _ in 0 ..< rounds {
@@ -192,17 +193,5 @@ struct FuzzMain {
             }
         }
         return b
-    }
-}
-
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,19 +1,9 @@
 import Foundation
 import XCTest
 import Formats
+import SCICore
 import TestSupport
 
-/// A small deterministic generator (SplitMix64) for the seeded corruption tests.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Runs `decode`; passes when it succeeds or throws a FormatError with a message. Any other
 /// error fails the test (a crash fails the whole run).
@@ -322,7 +312,7 @@ final class NPYTests: XCTestCase {
                 expectFormatError { _ = try NPY.decode(Array(sample[0 ..< length])) }
             }
         }
-        var rng = SeededGenerator(state: 0x5EED_0001)
+        var rng = SeededGenerator(seed: 0x5EED_0001)
         for round in 0 ..< 300 {
             var mutated = samples[round % samples.count]
             for _ in 0 ..< Int.random(in: 1 ... 4, using: &rng) {

@@ -1,17 +1,11 @@
 import XCTest
+import SCICore
 @testable import Formats
 
-/// A small deterministic generator (SplitMix64) so every run sees the same "random" data.
-private struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Helpers on the shared deterministic generator, so every run sees the same "random" data.
+private typealias SeededRandom = SeededGenerator
+
+extension SeededGenerator {
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
 }

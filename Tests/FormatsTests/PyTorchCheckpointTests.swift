@@ -1,17 +1,8 @@
 import XCTest
 import Formats
+import SCICore
 import TestSupport
 
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Asserts that `body` throws a pth FormatError with a non-empty message containing every fragment.
 private func expectPTHError(_ fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
@@ -658,7 +649,7 @@ tRss.
         let archive = try ZipArchive(zipBytes)
         let entries = try archive.entries.map { ($0.name, try archive.data(for: $0)) }
         let pickle = try XCTUnwrap(entries.first { $0.0.hasSuffix("/data.pkl") }).1
-        var generator = SeededGenerator(state: 20_240_611)
+        var generator = SeededGenerator(seed: 20_240_611)
         var failures = 0
         for _ in 0 ..< 300 {
             var mutated = pickle

@@ -1,18 +1,9 @@
 import Foundation
 import XCTest
 import Formats
+import SCICore
 import TestSupport
 
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Asserts that `body` throws a safetensors FormatError whose description contains every fragment.
 private func expectFormatError(_ fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
@@ -253,7 +244,7 @@ final class SafetensorsTests: XCTestCase {
         for length in 0 ..< sample.count {
             expectFormatError { _ = try SafetensorsFile.decode(Array(sample[0 ..< length])) }
         }
-        var rng = SeededGenerator(state: 0x5AFE_7E45)
+        var rng = SeededGenerator(seed: 0x5AFE_7E45)
         let headerEnd = 8 + Int(sample[0]) + Int(sample[1]) << 8
         for round in 0 ..< 300 {
             var mutated = sample

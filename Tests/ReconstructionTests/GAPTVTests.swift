@@ -141,17 +141,10 @@ final class GAPTVTests: XCTestCase {
 }
 
 /// Deterministic random numbers for tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
+typealias SplitMix = SeededGenerator
+
+extension SeededGenerator {
+    mutating func unit() -> Float { unitFloat() }
 }
 
 final class Locked<Value>: @unchecked Sendable {
