@@ -39,7 +39,7 @@ let package = Package(
                 dependencies: ["SCICore", "Formats", "KernelCore", "KernelsAVX2", "KernelsAVX512", "KernelsGeneric", "CCPUFeatures"]),
         .target(name: "Training", dependencies: ["SCICore", "Formats", "Reconstruction", "KernelCore"]),
         .executableTarget(name: "revsci", dependencies: [
-            "SCICore", "Formats", "Reconstruction", "Training",
+            "SCICore", "Formats", "Reconstruction", "Training", "Service",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "revsci-fuzz", dependencies: ["Formats", "SCICore"]),
@@ -48,7 +48,10 @@ let package = Package(
         // HTTP/1.1 server on POSIX sockets with optional TLS (OpenSSL); independent of the SCI code.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
         .target(name: "HTTP", dependencies: ["COpenSSL"]),
+        // The reconstruction service: job store, worker pool, routes, metrics (HTTP + SCI wired together).
+        .target(name: "Service", dependencies: ["HTTP", "Formats", "Reconstruction", "SCICore"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Formats", "SCICore", "Reconstruction", "TestSupport"]),
         .testTarget(name: "SCICoreTests", dependencies: ["SCICore", "Formats", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "SCICore", "TestSupport"]),
         .testTarget(name: "ReconstructionTests", dependencies: ["Reconstruction", "KernelCore", "Formats", "SCICore", "TestSupport"]),

@@ -9,6 +9,7 @@ struct RevSCICommand: ParsableCommand {
         A CACTI camera records T frames in one coded exposure; these commands recover them with
         GAP-TV (classical, no training) or the RevSCI network.
         """,
-        subcommands: [ReconstructCommand.self, EvalCommand.self, BenchCommand.self, ConvertCommand.self, TrainCommand.self, TrainBenchCommand.self]
+        subcommands: [ServeCommand.self, ReconstructCommand.self, EvalCommand.self, BenchCommand.self, ConvertCommand.self, TrainCommand.self,
+                      TrainBenchCommand.self]
     )
 }

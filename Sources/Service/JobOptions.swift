@@ -1,0 +1,105 @@
+import Foundation
+
+/// A job's settings after defaults were applied: what the `options` part asked for, checked.
+public struct JobOptions: Codable, Sendable, Equatable {
+    /// "gaptv" or "revsci".
+    public var algorithm: String
+    /// The RevSCI model (configs/models name); nil for GAP-TV.
+    public var model: String?
+    /// The white level the client stated; nil when it is inferred.
+    public var whiteLevel: Double?
+    /// Keep only the first N snapshots of the measurement.
+    public var snapshots: Int?
+    /// Default bit depth of the PNG downloads: 8 or 16.
+    public var pngBits: Int
+    /// GAP-TV parameters (nil for RevSCI).
+    public var iterations: Int?
+    public var tvWeight: Double?
+    public var tvIterations: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case algorithm, model, whiteLevel = "white_level", snapshots, pngBits = "png_bits"
+        case iterations, tvWeight = "tv_weight", tvIterations = "tv_iterations"
+    }
+
+    /// The option names a client may send.
+    public static let knownKeys = ["algorithm", "model", "white_level", "snapshots", "png_bits",
+                                   "iterations", "tv_weight", "tv_iterations"]
+
+    /// Parses the `options` part (JSON object text; empty means all defaults).
+    /// - Throws: `ProblemDocument` 400 when the text is not a JSON object, 422 for unknown keys,
+    ///   wrong types and values out of range.
+    public static func parse(_ text: [UInt8]?, config: ServiceConfig) throws -> JobOptions {
+        var object: [String: ParsedJSON] = [:]
+        if let text, !text.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) {
+            switch ParsedJSON.parse(text) {
+            case .failure(let error):
+                throw ProblemDocument(.badRequest, kind: .invalidOptions,
+                    detail: "The 'options' part is not valid JSON (\(error.message)); send a JSON object such as {\"algorithm\": \"gaptv\", \"snapshots\": 1}.")
+            case .success(.object(let o)): object = o
+            case .success:
+                throw ProblemDocument(.badRequest, kind: .invalidOptions,
+                    detail: "The 'options' part must be a JSON object such as {\"algorithm\": \"gaptv\"}.")
+            }
+        }
+        var reader = JSONObjectReader(source: "options: ", object: object, path: "") {
+            ProblemDocument(.unprocessableContent, kind: .invalidOptions, detail: $0)
+        }
+        var algorithm = try reader.string("algorithm")
+        let model = try reader.string("model")
+        let whiteLevel = try reader.double("white_level")
+        let snapshots = try reader.int("snapshots")
+        let pngBits = try reader.int("png_bits")
+        let iterations = try reader.int("iterations")
+        let tvWeight = try reader.double("tv_weight")
+        let tvIterations = try reader.int("tv_iterations")
+        try reader.finish(hint: "known options: \(knownKeys.joined(separator: ", "))")
+
+        func invalid(_ message: String) -> ProblemDocument {
+            ProblemDocument(.unprocessableContent, kind: .invalidOptions, detail: "options: " + message)
+        }
+        if algorithm == "gap-tv" { algorithm = "gaptv" }
+        if let a = algorithm, a != "gaptv" && a != "revsci" {
+            throw invalid("'algorithm' must be \"gaptv\" or \"revsci\" (got \"\(a)\"); GET /v1/models lists what this server runs")
+        }
+        let resolved = algorithm ?? (model != nil ? "revsci" : config.defaultAlgorithm)
+        if let whiteLevel, !(whiteLevel > 0 && whiteLevel.isFinite && whiteLevel <= 1e30) {
+            throw invalid("'white_level' must be a positive number (the value of a white pixel in one frame, e.g. 255), got \(whiteLevel)")
+        }
+        if let snapshots, snapshots < 1 { throw invalid("'snapshots' must be at least 1, got \(snapshots)") }
+        if let pngBits, pngBits != 8 && pngBits != 16 { throw invalid("'png_bits' must be 8 or 16, got \(pngBits)") }
+        var options = JobOptions(algorithm: resolved, model: nil, whiteLevel: whiteLevel, snapshots: snapshots,
+                                 pngBits: pngBits ?? 8)
+        if resolved == "gaptv" {
+            if let model { throw invalid("'model' (\"\(model)\") applies to algorithm \"revsci\" only; drop it or set \"algorithm\": \"revsci\"") }
+            let it = iterations ?? config.gaptv.iterations
+            let weight = tvWeight ?? config.gaptv.tvWeight
+            let inner = tvIterations ?? config.gaptv.tvIterations
+            guard (1 ... 10_000).contains(it) else { throw invalid("'iterations' must be 1...10000, got \(it)") }
+            guard weight > 0, weight <= 1000, weight.isFinite else { throw invalid("'tv_weight' must be in (0, 1000], got \(weight)") }
+            guard (1 ... 1000).contains(inner) else { throw invalid("'tv_iterations' must be 1...1000, got \(inner)") }
+            options.iterations = it
+            options.tvWeight = weight
+            options.tvIterations = inner
+        } else {
+            let given = [("iterations", iterations != nil), ("tv_weight", tvWeight != nil), ("tv_iterations", tvIterations != nil)]
+                .filter(\.1).map(\.0)
+            if !given.isEmpty {
+                throw invalid("\(given.map { "'\($0)'" }.joined(separator: ", ")) tune GAP-TV and do not apply to algorithm \"revsci\"")
+            }
+            options.model = model ?? config.defaultModel
+        }
+        return options
+    }
+
+    /// The options as the API shows them.
+    public var json: JSONValue {
+        var members: [(String, JSONValue)] = [("algorithm", .string(algorithm)), ("model", .string(model)),
+                                              ("white_level", .number(whiteLevel)), ("snapshots", .int(snapshots)),
+                                              ("png_bits", .int(pngBits))]
+        if algorithm == "gaptv" {
+            members += [("iterations", .int(iterations)), ("tv_weight", .number(tvWeight)), ("tv_iterations", .int(tvIterations))]
+        }
+        return .object(members)
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import Formats
+import HTTP
+import SCICore
+
+/// /v1/jobs: submit, list, inspect, cancel or remove jobs, and download their results.
+struct JobRoutes: Sendable {
+    let service: ReconstructionService
+
+    private var store: JobStore { service.store }
+
+    // MARK: - POST /v1/jobs
+
+    func submit(_ request: HTTPRequest) throws -> HTTPResponse {
+        // Cheap refusals first: a full queue or a stopping server need not read the files.
+        try service.requireAccepting()
+        guard service.pool.reserve() else { throw service.queueFullProblem() }
+        var reserved = true
+        defer { if reserved { service.pool.release() } }
+
+        let submission = try JobSubmission.parse(request, config: service.config, masks: service.masks, models: service.models)
+        let incoming = Int64(submission.files.reduce(0) { $0 + $1.bytes.count }
+            + 4 * submission.input.mask.values.count + 4 * submission.input.snapshots.count * submission.input.mask.values.count)
+        guard service.janitor.hasRoom(for: incoming) else {
+            throw ProblemDocument(.serviceUnavailable, kind: .quotaExceeded,
+                detail: "The job store is over its disk quota (\(service.config.quotaMiB) MiB) with unfinished jobs and uploaded masks; retry when jobs have finished, or delete finished jobs and unused masks.",
+                headers: [("Retry-After", String(service.config.retryAfterSeconds))])
+        }
+
+        let input = submission.input
+        let id = JobStore.newID()
+        let job: Job = try service.storageLock.withLock {
+            let mask: MaskInfo
+            do {
+                mask = try service.masks.put(input.mask, source: .job).info
+            } catch {
+                throw ProblemDocument.internalError("The mask could not be stored: \(error)")
+            }
+            let job = Job(
+                id: id, sequence: store.takeSequence(), state: .queued, progress: 0, created: Date(),
+                started: nil, finished: nil, reconstructionSeconds: nil, attempts: 0, cancelRequested: false,
+                options: submission.options,
+                shape: Job.Shape(snapshots: input.snapshots.count, framesPerSnapshot: input.mask.frames,
+                                 height: input.mask.height, width: input.mask.width),
+                whiteLevel: Double(input.whiteLevel),
+                whiteLevelSource: submission.options.whiteLevel == nil ? "inferred" : "stated",
+                maskID: mask.id,
+                inputs: submission.files.map {
+                    Job.Input(role: $0.role, file: $0.storedName, format: $0.kind.rawValue, bytes: $0.bytes.count, filename: $0.filename)
+                },
+                hasGroundTruth: input.groundTruth != nil, metrics: nil, failure: nil)
+            do {
+                try store.create(job, files: submission.files.map { ($0.storedName, $0.bytes) })
+            } catch {
+                throw ProblemDocument.internalError("The job could not be stored: \(error)")
+            }
+            return job
+        }
+        reserved = false
+        service.preparedInputs.put(id, input)
+        service.pool.enqueue(id, reserved: true)
+        service.metrics.recordSubmission()
+        service.log("job \(id): queued (\(job.options.algorithm), \(job.shape.snapshots) snapshot(s) of \(job.shape.height)x\(job.shape.width), \(job.shape.framesPerSnapshot) frames each, white level \(job.whiteLevel) \(job.whiteLevelSource))")
+        var response = HTTPResponse.json(raw: JobView.json(job).bytes, status: .accepted)
+        response.headers.add(name: "Location", value: "/v1/jobs/\(id)")
+        response.headers.add(name: "Cache-Control", value: "no-store")
+        return response
+    }
+
+    // MARK: - GET /v1/jobs
+
+    func list(_ request: HTTPRequest) throws -> HTTPResponse {
+        var states: Set<JobState>?
+        if let text = request.queryValue("state"), !text.isEmpty {
+            var wanted = Set<JobState>()
+            for name in text.split(separator: ",") {
+                guard let state = JobState(rawValue: String(name).trimmingCharacters(in: .whitespaces)) else {
+                    throw ProblemDocument.badRequest("Unknown state '\(name.prefix(40))' in ?state=; use one or more (comma-separated) of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")).")
+                }
+                wanted.insert(state)
+            }
+            states = wanted
+        }
+        var limit = 100
+        if let text = request.queryValue("limit") {
+            guard let value = Int(text), (1 ... 1000).contains(value) else {
+                throw ProblemDocument.badRequest("?limit= must be an integer from 1 to 1000 (got '\(text.prefix(40))').")
+            }
+            limit = value
+        }
+        let all = store.all().filter { states?.contains($0.state) ?? true }
+        let now = Date()
+        let page = all.prefix(limit).map { JobView.json($0, now: now) }
+        var response = HTTPResponse.json(raw: JSONValue.object([
+            ("jobs", .array(Array(page))), ("count", .int(page.count)), ("total", .int(all.count)),
+        ]).bytes)
+        response.headers.add(name: "Cache-Control", value: "no-store")
+        return response
+    }
+
+    // MARK: - GET /v1/jobs/{id}
+
+    func get(_ id: String) throws -> HTTPResponse {
+        let job = try find(id)
+        var response = HTTPResponse.json(raw: JobView.json(job).bytes)
+        response.headers.add(name: "Cache-Control", value: "no-store")
+        return response
+    }
+
+    // MARK: - DELETE /v1/jobs/{id}
+
+    /// Queued: cancelled at once (200). Running: cancellation requested (202; the state turns
+    /// `cancelled` within one iteration). Finished: removed with its files (204).
+    func delete(_ id: String) throws -> HTTPResponse {
+        let job = try find(id)
+        if job.state.isFinished {
+            store.remove(id)
+            service.results.forget(id)
+            service.log("job \(id): removed")
+            return .empty(.noContent)
+        }
+        if service.pool.removeQueued(id) || job.state == .queued && !service.pool.isQueued(id) && !isRunning(id) {
+            let updated = try persist { try store.update(id) { job in
+                job.state = .cancelled
+                job.finished = Date()
+                job.cancelRequested = true
+            } }
+            _ = service.preparedInputs.take(id)
+            service.metrics.recordFinished(state: .cancelled, algorithm: job.options.algorithm, seconds: nil)
+            service.log("job \(id): cancelled before it started")
+            service.janitor.poke()
+            return .json(raw: JobView.json(updated ?? job).bytes)
+        }
+        service.pool.interrupt(id, .cancel)
+        let updated = try persist { try store.update(id) { job in
+            if !job.state.isFinished { job.cancelRequested = true }
+        } }
+        return .json(raw: JobView.json(updated ?? job).bytes, status: .accepted)
+    }
+
+    private func isRunning(_ id: String) -> Bool { store.get(id)?.state == .running }
+
+    private func persist(_ body: () throws -> Job?) throws -> Job? {
+        do { return try body() } catch {
+            throw ProblemDocument.internalError("The job's state could not be saved: \(error)")
+        }
+    }
+
+    // MARK: - Results
+
+    func framePNG(_ id: String, _ name: String, _ request: HTTPRequest) throws -> HTTPResponse {
+        let job = try find(id)
+        let bits = try bitDepth(request, job)
+        let video = try result(job)
+        let digits = name.hasSuffix(".png") ? name.dropLast(4) : ""
+        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let k = Int(digits),
+              (0 ..< video.frames).contains(k) else {
+            throw ProblemDocument.notFound("Frame '\(name.prefix(40))' does not exist: this job has frames 0.png to \(video.frames - 1).png.")
+        }
+        var response = HTTPResponse(status: .ok, headers: ["Content-Type": "image/png"],
+                                    body: FrameEncoding.png(video, frame: k, bitDepth: bits))
+        response.headers.add(name: "Content-Disposition", value: "inline; filename=\"\(FrameEncoding.frameName(k))\"")
+        return response
+    }
+
+    func framesZip(_ id: String, _ request: HTTPRequest) throws -> HTTPResponse {
+        let job = try find(id)
+        let bits = try bitDepth(request, job)
+        let cached = "frames-\(bits).zip"
+        var bytes = try? store.readFile(id, cached)
+        if bytes == nil {
+            let video = try result(job)
+            var zip = ZipWriter()
+            for k in 0 ..< video.frames {
+                zip.add(name: FrameEncoding.frameName(k), data: FrameEncoding.png(video, frame: k, bitDepth: bits), compress: false)
+            }
+            let built = zip.finish()
+            try? store.writeFile(id, cached, built)
+            bytes = built
+        }
+        var response = HTTPResponse(status: .ok, headers: ["Content-Type": "application/zip"], body: bytes ?? [])
+        response.headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(id)-frames.zip\"")
+        return response
+    }
+
+    func resultNPY(_ id: String) throws -> HTTPResponse {
+        let job = try find(id)
+        let video = try result(job)
+        var response = HTTPResponse(status: .ok, headers: ["Content-Type": "application/octet-stream"],
+                                    body: FrameEncoding.npy(video, whiteLevel: Float(job.whiteLevel)))
+        response.headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(id)-result.npy\"")
+        return response
+    }
+
+    // MARK: - Helpers
+
+    /// The job, or 404 (ids that cannot be job ids included: nothing outside the store is ever touched).
+    func find(_ id: String) throws -> Job {
+        guard JobStore.isValidID(id) else {
+            throw ProblemDocument.notFound("'\(id.prefix(80))' is not a job id: job ids are the 32 lowercase hex digits returned by POST /v1/jobs.")
+        }
+        guard let job = store.get(id) else {
+            throw ProblemDocument.notFound("There is no job \(id): it never existed, was deleted, or was removed by the retention policy.")
+        }
+        return job
+    }
+
+    /// The reconstructed frames on [0, 1], or 409 when the job has none.
+    func result(_ job: Job) throws -> Video {
+        guard job.state == .succeeded else {
+            let why: String
+            switch job.state {
+            case .queued, .running: why = "it is \(job.state.rawValue) (progress \(Int(job.progress * 100))%): poll GET /v1/jobs/\(job.id) until its state is 'succeeded'"
+            case .failed: why = "it failed: \(job.failure?.detail ?? "see GET /v1/jobs/\(job.id)")"
+            default: why = "it was cancelled"
+            }
+            throw ProblemDocument(.conflict, kind: .jobNotFinished, detail: "Job \(job.id) has no result: \(why).",
+                                  extensions: [("job_id", .string(job.id)), ("state", .string(job.state.rawValue))])
+        }
+        if let video = service.results.get(job.id) { return video }
+        do {
+            let array = try NPY.decode(try store.readFile(job.id, JobRunner.resultFile))
+            guard array.shape.count == 3 else { throw StorageError("result has shape \(array.shape)") }
+            let video = try Video(frames: array.shape[0], height: array.shape[1], width: array.shape[2], pixels: array.floats())
+            service.results.put(job.id, video)
+            return video
+        } catch {
+            if store.get(job.id) == nil { throw ProblemDocument.notFound("Job \(job.id) was removed.") }
+            throw ProblemDocument.internalError("The result of job \(job.id) cannot be read: \(error)")
+        }
+    }
+
+    /// `?bits=8|16`, defaulting to the job's `png_bits`.
+    func bitDepth(_ request: HTTPRequest, _ job: Job) throws -> Int {
+        guard let text = request.queryValue("bits") else { return job.options.pngBits }
+        guard text == "8" || text == "16" else {
+            throw ProblemDocument.badRequest("?bits= must be 8 or 16 (got '\(text.prefix(20))').")
+        }
+        return Int(text)!
+    }
+}
+
+/// The last few results read from disk, so downloading a job's frames one by one decodes its
+/// result once.
+final class ResultCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [(id: String, video: Video)] = []
+    private let capacity = 4
+
+    func get(_ id: String) -> Video? {
+        lock.withLock {
+            guard let index = entries.firstIndex(where: { $0.id == id }) else { return nil }
+            let entry = entries.remove(at: index)
+            entries.append(entry)
+            return entry.video
+        }
+    }
+
+    func put(_ id: String, _ video: Video) {
+        lock.withLock {
+            entries.removeAll { $0.id == id }
+            entries.append((id, video))
+            if entries.count > capacity { entries.removeFirst() }
+        }
+    }
+
+    func forget(_ id: String) {
+        lock.withLock { entries.removeAll { $0.id == id } }
+    }
+}
