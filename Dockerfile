@@ -1,5 +1,5 @@
 # Multi-stage build: compile in the Swift SDK image, run in a slim Debian with only the
-# shared libraries the binary needs (zlib, OpenSSL, the Swift runtime it was linked with).
+# shared libraries the binary needs (zlib, OpenSSL; the Swift runtime is linked statically).
 FROM swift:6.3-bookworm AS build
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends zlib1g-dev libssl-dev && rm -rf /var/lib/apt/lists/*
@@ -14,6 +14,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends zlib1g libssl3 
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/revsci /usr/local/bin/revsci
 COPY configs /opt/revsci/configs
+COPY openapi.yaml /opt/revsci/openapi.yaml
 WORKDIR /opt/revsci
+VOLUME /data
+EXPOSE 8080
 ENTRYPOINT ["revsci"]
-CMD ["--help"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/data"]
