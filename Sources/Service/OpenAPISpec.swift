@@ -143,11 +143,12 @@ paths:
       security: []
       responses:
         '200':
-          description: The OpenAPI 3.0.3 description of the API.
+          description: The OpenAPI 3.0.3 description of the API (a YAML mapping).
           content:
             application/yaml:
               schema:
-                type: string
+                type: object
+                required: [openapi, info, paths]
   /v1/jobs:
     post:
       tags: [jobs]
