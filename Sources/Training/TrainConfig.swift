@@ -27,11 +27,15 @@ public struct TrainConfig: Codable, Sendable {
     public var seed: UInt64 = 0
     /// Benchmark folder scored during training (never training data), with its mask.mat.
     public var validationData: String? = "../shared/data/benchmarks"
+    /// A folder holding weights.safetensors and optimizer.safetensors (e.g. a committed snapshot)
+    /// that `--resume` starts from when the run folder has no checkpoint yet: lets training
+    /// continue on a fresh machine.
+    public var initialCheckpoint: String?
 
     enum CodingKeys: String, CodingKey {
         case name, architecture, frames, crop, batch, mode, data, mask, output, seed, steps
         case learningRate = "learning_rate", checkpointEvery = "checkpoint_every", validateEvery = "validate_every"
-        case validationData = "validation_data"
+        case validationData = "validation_data", initialCheckpoint = "initial_checkpoint"
     }
 
     public init(name: String, architecture: ModelArchitecture, output: String) {
@@ -57,6 +61,7 @@ public struct TrainConfig: Codable, Sendable {
         validateEvery = try c.decodeIfPresent(Int.self, forKey: .validateEvery) ?? validateEvery
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
         validationData = try c.decodeIfPresent(String.self, forKey: .validationData) ?? validationData
+        initialCheckpoint = try c.decodeIfPresent(String.self, forKey: .initialCheckpoint)
     }
 
     public static func load(_ url: URL) throws -> TrainConfig {

@@ -35,6 +35,13 @@ public final class Trainer: @unchecked Sendable {
         data = try TrainingData(directory: URL(fileURLWithPath: config.data), frames: config.frames, crop: config.crop, fixedMask: fixedMask)
         let weightsFile = runDirectory.appendingPathComponent("weights.safetensors")
         let optimizerFile = runDirectory.appendingPathComponent("optimizer.safetensors")
+        if resume, !FileManager.default.fileExists(atPath: weightsFile.path), let initial = config.initialCheckpoint {
+            // A fresh machine: start from the committed snapshot.
+            let dir = URL(fileURLWithPath: initial)
+            for name in ["weights.safetensors", "optimizer.safetensors"] {
+                try FileManager.default.copyItem(at: dir.appendingPathComponent(name), to: runDirectory.appendingPathComponent(name))
+            }
+        }
         if resume, FileManager.default.fileExists(atPath: weightsFile.path) {
             let w = try SafetensorsFile.decode([UInt8](try Data(contentsOf: weightsFile)))
             let o = try SafetensorsFile.decode([UInt8](try Data(contentsOf: optimizerFile)))

@@ -62,6 +62,13 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(resumed.optimizer.step, 12)
         let again = try resumed.trainStep()
         XCTAssertEqual(again, next, accuracy: 1e-9 * max(1, next))
+
+        // A fresh machine: an empty run folder seeded from a snapshot folder (initial_checkpoint).
+        var fresh = config(data, output: out.appendingPathComponent("elsewhere"))
+        fresh.initialCheckpoint = out.path
+        let seeded = try Trainer(config: fresh, resume: true)
+        XCTAssertEqual(seeded.step, 12)
+        XCTAssertEqual(try seeded.trainStep(), next, accuracy: 1e-9 * max(1, next))
     }
 
     func testBadConfigsAndDataAreExplained() throws {
