@@ -93,7 +93,7 @@ public struct ServiceConfig: Sendable, Equatable {
     /// Algorithm of jobs whose options name none: "gaptv" or "revsci".
     public var defaultAlgorithm = "gaptv"
     /// Model of revsci jobs whose options name none.
-    public var defaultModel = "revsci-paper"
+    public var defaultModel = "revsci-default"
     public var gaptv = GAPTVDefaults()
     public var auth = Auth()
     public var tls = TLS()

@@ -83,7 +83,7 @@ final class ComponentTests: ServiceTestCase {
         XCTAssertEqual(revsci.model, "revsci-paper")
         XCTAssertEqual(revsci.whiteLevel, 255)
         XCTAssertNil(revsci.iterations)
-        XCTAssertEqual(try JobOptions.parse(Array(#"{"algorithm": "revsci"}"#.utf8), config: config).model, "revsci-paper")
+        XCTAssertEqual(try JobOptions.parse(Array(#"{"algorithm": "revsci"}"#.utf8), config: config).model, "revsci-default")
         for (text, status) in [("nope", 400), (#""gaptv""#, 400), (#"{"model": "x", "algorithm": "gaptv"}"#, 422),
                                (#"{"white_level": 0}"#, 422), (#"{"tv_weight": -1}"#, 422), (#"{"tv_iterations": 1001}"#, 422),
                                (#"{"algorithm": "revsci", "iterations": 3}"#, 422), (#"{"png_bits": true}"#, 422)] {
