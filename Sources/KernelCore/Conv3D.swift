@@ -41,12 +41,16 @@ public struct ConvCall: @unchecked Sendable {
     public var leakySlope: Float?
     /// Add the bias (false for the extra parts of a split convolution).
     public var addBias: Bool
+    /// The same weights in Winograd form (Winograd.transformWeights), for calls that are
+    /// Winograd-eligible; nil runs the direct kernel.
+    public var winogradWeights: UnsafePointer<Float>?
 
     public init(input: UnsafePointer<Float>, inputStrides: (t: Int, h: Int, w: Int), inputChannels: Int,
                 kernel: (t: Int, h: Int, w: Int), stride: (t: Int, h: Int, w: Int),
                 weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, outputChannels: Int,
                 output: UnsafeMutablePointer<Float>, outputStrides: (t: Int, h: Int, w: Int),
-                outputSize: (t: Int, h: Int, w: Int), epilogue: ConvEpilogue, leakySlope: Float?, addBias: Bool = true) {
+                outputSize: (t: Int, h: Int, w: Int), epilogue: ConvEpilogue, leakySlope: Float?, addBias: Bool = true,
+                winogradWeights: UnsafePointer<Float>? = nil) {
         self.input = input
         self.inputStrides = inputStrides
         self.inputChannels = inputChannels
@@ -61,6 +65,13 @@ public struct ConvCall: @unchecked Sendable {
         self.epilogue = epilogue
         self.leakySlope = leakySlope
         self.addBias = addBias
+        self.winogradWeights = winogradWeights
+    }
+
+    /// Whether this call runs as Winograd F(2x2, 3x3).
+    public var usesWinograd: Bool {
+        winogradWeights != nil
+            && Winograd.isEligible(kernel: kernel, stride: stride, inputChannels: inputChannels, outputSize: outputSize)
     }
 
     public var outputBlocks: Int { (outputChannels + convOutputBlock - 1) / convOutputBlock }

@@ -27,6 +27,11 @@ public enum AVX512Kernels {
         KernelCore.convRows(SIMD16<Float>.self, pixels: InlineArray<14, Int>.self, call, rows: rows)
     }
 
+    /// Winograd F(2x2, 3x3) work items with 14-tile x 16-channel register blocks.
+    public static func winogradConvItems(_ call: ConvCall, items: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+        KernelCore.winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<14, Int>.self, call, items: items, scratch: scratch)
+    }
+
     /// Weight-gradient rows (16-lane output blocks).
     public static func convWeightGradientRows(_ call: WeightGradientCall, rows: Range<Int>, acc: UnsafeMutablePointer<Float>) {
         KernelCore.convWeightGradientRows(SIMD16<Float>.self, call, rows: rows, acc: acc)

@@ -80,6 +80,7 @@ public enum KernelSet: String, Sendable, CaseIterable {
     /// stride-1 layer whose output overwrites its input), each row is computed into a per-thread
     /// scratch row and copied back, since a row's outputs depend on that row's inputs alone.
     public func conv(_ call: ConvCall, inPlace: Bool = false) {
+        if call.usesWinograd && Self.winogradEnabled && !inPlace { return winogradConv(call) }
         let rows = call.rowCount
         let chunks = min(Parallel.coreCount * Self.chunksPerCore, rows)
         Parallel.forEach(chunks) { k in
@@ -99,6 +100,26 @@ public enum KernelSet: String, Sendable, CaseIterable {
                 for w in 0 ..< width {
                     (dst + w * pixelStride).update(from: scratch + w * pixelStride, count: call.outputChannels)
                 }
+            }
+        }
+    }
+
+    /// Winograd F(2x2, 3x3) for eligible 3x3x3 layers. `REVSCI_WINOGRAD=0` turns it off (every
+    /// layer then runs the direct kernel), for comparisons.
+    public static let winogradEnabled: Bool = ProcessInfo.processInfo.environment["REVSCI_WINOGRAD"] != "0"
+
+    func winogradConv(_ call: ConvCall) {
+        let items = Winograd.itemCount(outputSize: call.outputSize)
+        let chunks = min(Parallel.coreCount * Self.chunksPerCore, items)
+        let scratchCount = Winograd.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
+        Parallel.forEach(chunks) { k in
+            let range = (k * items / chunks) ..< ((k + 1) * items / chunks)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            defer { scratch.deallocate() }
+            switch self {
+            case .avx512: AVX512Kernels.winogradConvItems(call, items: range, scratch: scratch)
+            case .avx2: AVX2Kernels.winogradConvItems(call, items: range, scratch: scratch)
+            case .generic: GenericKernels.winogradConvItems(call, items: range, scratch: scratch)
             }
         }
     }

@@ -113,4 +113,65 @@ final class ConvKernelTests: XCTestCase {
             XCTAssertLessThan(err, 1e-4, "cin \(c.cin) cout \(c.cout)")
         }
     }
+
+    /// Winograd F(2x2, 3x3) against the direct kernel: 3x3x3 "same" layers with zero time padding
+    /// (as activations have), widths giving one and several tile runs and runs shorter than P,
+    /// 16 and 32 input channels, partial output blocks, every epilogue and every P.
+    func testWinogradMatchesDirectConvolution() {
+        let shapes = [(cin: 16, cout: 20, out: (3, 4, 10)), (cin: 32, cout: 32, out: (2, 4, 34)), (cin: 16, cout: 1, out: (4, 2, 2))]
+        for shape in shapes {
+            var rng = SplitMix(seed: UInt64(shape.cin * 7 + shape.cout))
+            let (t, h, w) = shape.out
+            let ps = shape.cin + 3 // pixel stride with slack: a view, not a tight buffer
+            let (tIn, hIn, wIn) = (t + 2, h + 2, w + 2)
+            var input = [Float](repeating: 0, count: tIn * hIn * wIn * ps)
+            for f in 1 ... t { for y in 0 ..< hIn { for x in 0 ..< wIn { for c in 0 ..< shape.cin {
+                input[((f * hIn + y) * wIn + x) * ps + c] = rng.unit() * 2 - 1
+            } } } }
+            let weights = (0 ..< shape.cout * shape.cin * 27).map { _ in rng.unit() - 0.5 }
+            let value: (Int, Int, Int, Int, Int) -> Float = { o, c, a, b, d in weights[(((o * shape.cin + c) * 3 + a) * 3 + b) * 3 + d] }
+            let packed = ConvLayer.pack(outputs: shape.cout, inputs: shape.cin, taps: (3, 3, 3), value: value)
+            let wino = Winograd.transformWeights(outputs: shape.cout, inputs: shape.cin, value: value)
+            let bias = (0 ..< ((shape.cout + 15) / 16) * 16).map { $0 < shape.cout ? rng.unit() : 0 }
+            let os = shape.cout + 1
+            let initial = (0 ..< t * h * w * os).map { _ in rng.unit() }
+            for (epilogue, slope) in [(ConvEpilogue.store, Float(0.01)), (.store, nil), (.add, nil), (.subtract, nil)] as [(ConvEpilogue, Float?)] {
+                var want = initial
+                var call = ConvCall(input: UnsafePointer(bitPattern: 8)!, inputStrides: (hIn * wIn * ps, wIn * ps, ps), inputChannels: shape.cin,
+                                    kernel: (3, 3, 3), stride: (1, 1, 1), weights: UnsafePointer(bitPattern: 8)!, bias: UnsafePointer(bitPattern: 8)!,
+                                    outputChannels: shape.cout, output: UnsafeMutablePointer(bitPattern: 8)!,
+                                    outputStrides: (h * w * os, w * os, os), outputSize: shape.out, epilogue: epilogue, leakySlope: slope,
+                                    addBias: epilogue == .store)
+                input.withUnsafeBufferPointer { ip in packed.withUnsafeBufferPointer { wp in bias.withUnsafeBufferPointer { bp in
+                    want.withUnsafeMutableBufferPointer { op in
+                        call.input = ip.baseAddress!; call.weights = wp.baseAddress!; call.bias = bp.baseAddress!; call.output = op.baseAddress!
+                        convRows(SIMD16<Float>.self, pixels: InlineArray<1, Int>.self, call, rows: 0 ..< call.rowCount)
+                    }
+                } } }
+                for p in [1, 2, 6, 14] {
+                    var got = initial
+                    input.withUnsafeBufferPointer { ip in wino.withUnsafeBufferPointer { up in bias.withUnsafeBufferPointer { bp in
+                        got.withUnsafeMutableBufferPointer { op in
+                            var c = call
+                            c.input = ip.baseAddress!; c.bias = bp.baseAddress!; c.output = op.baseAddress!; c.winogradWeights = up.baseAddress!
+                            XCTAssertTrue(c.usesWinograd)
+                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Winograd.scratchCount(inputChannels: shape.cin, outputSize: shape.out))
+                            defer { scratch.deallocate() }
+                            let items = 0 ..< Winograd.itemCount(outputSize: shape.out)
+                            switch p {
+                            case 1: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<1, Int>.self, c, items: items, scratch: scratch)
+                            case 2: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<2, Int>.self, c, items: items, scratch: scratch)
+                            case 6: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<6, Int>.self, c, items: items, scratch: scratch)
+                            default: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<14, Int>.self, c, items: items, scratch: scratch)
+                            }
+                        }
+                    } } }
+                    let err = zip(got, want).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThan(err, 2e-5, "cin \(shape.cin) cout \(shape.cout) out \(shape.out) P \(p) \(epilogue)")
+                    // Slack channels beyond cout in each output pixel are never written.
+                    for i in stride(from: shape.cout, to: got.count, by: os) { XCTAssertEqual(got[i], initial[i]) }
+                }
+            }
+        }
+    }
 }

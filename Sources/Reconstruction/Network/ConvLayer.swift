@@ -13,6 +13,8 @@ public final class ConvLayer: @unchecked Sendable {
     public let padding: (t: Int, h: Int, w: Int)
     let packed: [Float]
     let bias: [Float]
+    /// Winograd F(2x2, 3x3) weights for 3x3x3 "same" layers with 16-channel input blocks, else empty.
+    let winograd: [Float]
     /// The weights as loaded, [out, in, kT, kH, kW] (empty for derived layers); training reads them.
     public let weightValues: [Float]
     public let biasValues: [Float]
@@ -38,6 +40,17 @@ public final class ConvLayer: @unchecked Sendable {
         weightValues = w
         biasValues = bias.floats()
         self.bias = Self.padBias(biasValues, outputs: o)
+        winograd = Self.winogradWeights(outputs: o, inputs: i, kernel: kernel, stride: stride, padding: self.padding) { oc, ic, a, b, c in
+            w[(((oc * i + ic) * kt + a) * kh + b) * kw + c]
+        }
+    }
+
+    /// Winograd-form weights when the layer qualifies (3x3x3, stride 1, padding 1, input channels
+    /// in 16-blocks); the output size decides per call whether they are used.
+    static func winogradWeights(outputs: Int, inputs: Int, kernel: (t: Int, h: Int, w: Int), stride: (t: Int, h: Int, w: Int),
+                                padding: (t: Int, h: Int, w: Int), value: (Int, Int, Int, Int, Int) -> Float) -> [Float] {
+        guard kernel == (3, 3, 3), stride == (1, 1, 1), padding == (1, 1, 1), inputs % 16 == 0 else { return [] }
+        return Winograd.transformWeights(outputs: outputs, inputs: inputs, value: value)
     }
 
     /// Wraps pre-packed weights (the transposed convolution's sub-kernels).
@@ -53,6 +66,7 @@ public final class ConvLayer: @unchecked Sendable {
         self.bias = Self.padBias(bias, outputs: outputChannels)
         weightValues = []
         biasValues = bias
+        winograd = []
     }
 
     static func padBias(_ b: [Float], outputs: Int) -> [Float] {
@@ -120,11 +134,14 @@ public final class ConvLayer: @unchecked Sendable {
         }
         packed.withUnsafeBufferPointer { w in
             bias.withUnsafeBufferPointer { b in
-                let call = ConvCall(input: input, inputStrides: inputStrides, inputChannels: inputChannels, kernel: kernel,
-                                    stride: stride, weights: w.baseAddress!, bias: b.baseAddress!, outputChannels: outputChannels,
-                                    output: output, outputStrides: outputStrides, outputSize: outputSize,
-                                    epilogue: epilogue, leakySlope: epilogue == .store ? leakySlope : nil)
-                kernels.conv(call, inPlace: inPlace)
+                winograd.withUnsafeBufferPointer { u in
+                    let call = ConvCall(input: input, inputStrides: inputStrides, inputChannels: inputChannels, kernel: kernel,
+                                        stride: stride, weights: w.baseAddress!, bias: b.baseAddress!, outputChannels: outputChannels,
+                                        output: output, outputStrides: outputStrides, outputSize: outputSize,
+                                        epilogue: epilogue, leakySlope: epilogue == .store ? leakySlope : nil,
+                                        winogradWeights: u.isEmpty ? nil : u.baseAddress)
+                    kernels.conv(call, inPlace: inPlace)
+                }
             }
         }
     }
