@@ -12,8 +12,14 @@
 /// 3. output transform Y = A^T M A, bias, then the same epilogues as the direct kernel.
 /// The frames just outside the clip are the activation's zero padding: their taps are skipped.
 public enum Winograd {
-    /// Output tiles (2 pixels wide) per work item at most: keeps an item's transformed input in L2.
-    public static let tilesPerItem = 16
+    /// Output tiles (2 pixels wide) per work item for P-tile register blocks: a whole number of
+    /// blocks (so only a row's last item has a partial block), about 16 so that an item's
+    /// transformed input stays in L2.
+    @inlinable
+    public static func tilesPerItem(blockTiles p: Int) -> Int { p * ((16 + p - 1) / p) }
+
+    /// The most tiles an item holds for any block size the kernels use (P <= 16).
+    public static let maxTilesPerItem = 32
 
     /// Whether `call` can run as Winograd: 3x3x3 kernel, stride 1, even output height and width,
     /// input channels in whole 16-channel blocks.
@@ -31,22 +37,26 @@ public enum Winograd {
         for o in 0 ..< outputs {
             for c in 0 ..< inputs {
                 for kt in 0 ..< 3 {
-                    // G = [[1,0,0],[1/2,1/2,1/2],[1/2,-1/2,1/2],[0,0,1]]; rows then columns.
-                    var gg = [Float](repeating: 0, count: 12) // (G g): 4 x 3
+                    // G = [[1,0,0],[1/2,1/2,1/2],[1/2,-1/2,1/2],[0,0,1]]: U = G g G^T, columns then rows.
+                    var gg = InlineArray<12, Float>(repeating: 0) // G g, 4 x 3
                     for s in 0 ..< 3 {
                         let g0 = value(o, c, kt, 0, s), g1 = value(o, c, kt, 1, s), g2 = value(o, c, kt, 2, s)
-                        gg[0 * 3 + s] = g0
-                        gg[1 * 3 + s] = 0.5 * (g0 + g1 + g2)
-                        gg[2 * 3 + s] = 0.5 * (g0 - g1 + g2)
-                        gg[3 * 3 + s] = g2
+                        gg[s] = g0
+                        gg[3 + s] = 0.5 * (g0 + g1 + g2)
+                        gg[6 + s] = 0.5 * (g0 - g1 + g2)
+                        gg[9 + s] = g2
                     }
+                    let base = (kt * blocks + o / 16) * inputs + c
                     for r in 0 ..< 4 {
                         let g0 = gg[r * 3], g1 = gg[r * 3 + 1], g2 = gg[r * 3 + 2]
-                        let row: [Float] = [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
-                        for s in 0 ..< 4 {
-                            let xi = r * 4 + s
-                            u[(((xi * 3 + kt) * blocks + o / 16) * inputs + c) * 16 + o % 16] = row[s]
-                        }
+                        let row = (g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2)
+                        // xi = r * 4 + s lives at ((xi * 3 + kt) * blocks + block) * inputs + c.
+                        let step = 3 * blocks * inputs * 16
+                        let first = (r * 4 * 3 * blocks * inputs + base) * 16 + o % 16
+                        u[first] = row.0
+                        u[first + step] = row.1
+                        u[first + 2 * step] = row.2
+                        u[first + 3 * step] = row.3
                     }
                 }
             }
@@ -54,17 +64,20 @@ public enum Winograd {
         return u
     }
 
-    /// Work items of `call`: bands of output rows times runs of tiles.
-    public static func itemCount(outputSize: (t: Int, h: Int, w: Int)) -> Int {
-        (outputSize.h / 2) * runsPerBand(width: outputSize.w)
+    /// Work items of `call` with P-tile blocks: bands of 2 output rows times runs of tiles.
+    public static func itemCount(outputSize: (t: Int, h: Int, w: Int), blockTiles p: Int) -> Int {
+        (outputSize.h / 2) * runsPerBand(width: outputSize.w, blockTiles: p)
     }
 
     @inlinable
-    static func runsPerBand(width: Int) -> Int { (width / 2 + tilesPerItem - 1) / tilesPerItem }
+    static func runsPerBand(width: Int, blockTiles p: Int) -> Int {
+        let j = tilesPerItem(blockTiles: p)
+        return (width / 2 + j - 1) / j
+    }
 
     /// Floats of scratch one thread needs for `call` with register blocks of up to 16 tiles.
     public static func scratchCount(inputChannels: Int, outputSize: (t: Int, h: Int, w: Int)) -> Int {
-        outputSize.t * 16 * tilesPerItem * inputChannels + 16 * 16 * 16 + 4 * 16
+        outputSize.t * 16 * maxTilesPerItem * (inputChannels + 16)
     }
 }
 
@@ -76,28 +89,33 @@ public func winogradConvItems<V: SIMD & BitwiseCopyable, let P: Int>(
 ) where V.Scalar == Float {
     precondition(V.scalarCount == 16 && P <= 16, "Winograd kernels work on 16-channel blocks and at most 16 tiles")
     let frames = call.outputSize.t, width = call.outputSize.w
-    let tilesW = width / 2, runs = Winograd.runsPerBand(width: width)
+    let tilesW = width / 2, runs = Winograd.runsPerBand(width: width, blockTiles: P)
+    let perItem = Winograd.tilesPerItem(blockTiles: P)
+    let v = scratch, m = scratch + frames * 16 * Winograd.maxTilesPerItem * call.inputChannels
     for item in items {
         let band = item / runs, run = item % runs
-        let j0 = run * tilesW / runs, tiles = (run + 1) * tilesW / runs - j0
-        winogradInputTransform(V.self, call, band: band, firstTile: j0, tiles: tiles, into: scratch)
-        for t in 0 ..< frames {
-            for block in 0 ..< call.outputBlocks {
-                if tiles < P {
-                    for j in 0 ..< tiles {
-                        winogradTileBlock(V.self, InlineArray<1, Int>.self, call, transformed: scratch, tiles: tiles, t: t, band: band,
-                                          firstTile: j0, start: j, firstStore: 0, block: block, scratch: scratch)
+        let j0 = run * perItem, tiles = min(perItem, tilesW - j0)
+        winogradInputTransform(V.self, call, band: band, firstTile: j0, tiles: tiles, into: v)
+        for block in 0 ..< call.outputBlocks {
+            // xi outermost: its weights (3 taps x C x 16) and its slice of V stay in L1 while every
+            // frame and tile uses them; the products go to M [xi][frame][tile][16].
+            for xi in 0 ..< 16 {
+                for t in 0 ..< frames {
+                    if tiles < P {
+                        for j in 0 ..< tiles {
+                            winogradProducts(V.self, InlineArray<1, Int>.self, call, v: v, m: m, tiles: tiles, xi: xi, t: t, start: j, block: block)
+                        }
+                        continue
                     }
-                    continue
-                }
-                var j = 0
-                while j < tiles {
-                    let start = min(j, tiles - P)
-                    winogradTileBlock(V.self, InlineArray<P, Int>.self, call, transformed: scratch, tiles: tiles, t: t, band: band,
-                                      firstTile: j0, start: start, firstStore: j - start, block: block, scratch: scratch)
-                    j = start + P
+                    var j = 0
+                    while j < tiles {
+                        let start = min(j, tiles - P)
+                        winogradProducts(V.self, InlineArray<P, Int>.self, call, v: v, m: m, tiles: tiles, xi: xi, t: t, start: start, block: block)
+                        j = start + P
+                    }
                 }
             }
+            winogradOutputTransform(V.self, call, m: m, tiles: tiles, band: band, firstTile: j0, block: block)
         }
     }
 }
@@ -135,58 +153,71 @@ func winogradInputTransform<V: SIMD & BitwiseCopyable>(
     }
 }
 
-/// P tiles x one 16-output block of frame t: the 16 Winograd-domain products summed over taps and
-/// channels, then Y = A^T M A, bias and the epilogue; stores tiles from `firstStore`.
+/// M[xi][t][start ..< start + P] = sum over taps kt and channels c of V[t + kt - 1][xi][tile][c] *
+/// U[xi][kt][c][block outputs], with the direct kernel's register-blocked loop.
 @inlinable @inline(__always)
-func winogradTileBlock<V: SIMD & BitwiseCopyable, let P: Int>(
-    _: V.Type, _: InlineArray<P, Int>.Type, _ call: ConvCall, transformed v: UnsafeMutablePointer<Float>, tiles: Int,
-    t: Int, band: Int, firstTile: Int, start: Int, firstStore: Int, block: Int, scratch: UnsafeMutablePointer<Float>
+func winogradProducts<V: SIMD & BitwiseCopyable, let P: Int>(
+    _: V.Type, _: InlineArray<P, Int>.Type, _ call: ConvCall, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+    tiles: Int, xi: Int, t: Int, start: Int, block: Int
 ) where V.Scalar == Float {
     let cin = call.inputChannels, frames = call.outputSize.t, blocks = call.outputBlocks
     let u = call.winogradWeights!
-    let m = scratch + frames * 16 * Winograd.tilesPerItem * cin // [xi][p][16]
-    for xi in 0 ..< 16 {
-        var acc = InlineArray<P, V>(repeating: V())
-        for kt in 0 ..< 3 {
-            let f = t + kt - 1
-            if f < 0 || f >= frames { continue }
-            convSteps(V.self, &acc, input: v + ((f * 16 + xi) * tiles + start) * cin,
-                      weights: u + ((xi * 3 + kt) * blocks + block) * cin * 16, steps: cin, pixelStep: cin)
-        }
-        for p in 0 ..< P { (m + (xi * P + p) * 16).storeVector(acc[p], at: 0) }
+    var acc = InlineArray<P, V>(repeating: V())
+    for kt in 0 ..< 3 {
+        let f = t + kt - 1
+        if f < 0 || f >= frames { continue }
+        convSteps(V.self, &acc, input: v + ((f * 16 + xi) * tiles + start) * cin,
+                  weights: u + ((xi * 3 + kt) * blocks + block) * cin * 16, steps: cin, pixelStep: cin)
     }
+    let out = m + ((xi * frames + t) * tiles + start) * 16
+    for p in 0 ..< P { (out + p * 16).storeVector(acc[p], at: 0) }
+}
+
+/// Y = A^T M A for every frame and tile of an item and one 16-output block, plus bias and the
+/// epilogue (as the direct kernel's).
+@inlinable @inline(__always)
+func winogradOutputTransform<V: SIMD & BitwiseCopyable>(
+    _: V.Type, _ call: ConvCall, m: UnsafeMutablePointer<Float>, tiles: Int, band: Int, firstTile: Int, block: Int
+) where V.Scalar == Float {
+    let frames = call.outputSize.t
     let lanes = min(16, call.outputChannels - block * 16)
     let slope = call.leakySlope ?? 1
     let bias: V = call.addBias ? call.bias.loadVector(V.self, at: block * 16) : V()
-    let y = m + 16 * P * 16 // 4 x 16 results of one tile
     let os = call.outputStrides
-    for p in firstStore ..< P {
-        // A^T = [[1,1,1,0],[0,1,-1,-1]] on rows, then on columns.
-        var r = InlineArray<8, V>(repeating: V())
-        for c in 0 ..< 4 {
-            let m0 = (m + (c * P + p) * 16).loadVector(V.self, at: 0)
-            let m1 = (m + ((4 + c) * P + p) * 16).loadVector(V.self, at: 0)
-            let m2 = (m + ((8 + c) * P + p) * 16).loadVector(V.self, at: 0)
-            let m3 = (m + ((12 + c) * P + p) * 16).loadVector(V.self, at: 0)
-            r[c] = m0 + m1 + m2
-            r[4 + c] = m1 - m2 - m3
-        }
-        for a in 0 ..< 2 {
-            (y + (a * 2) * 16).storeVector(r[a * 4] + r[a * 4 + 1] + r[a * 4 + 2] + bias, at: 0)
-            (y + (a * 2 + 1) * 16).storeVector(r[a * 4 + 1] - r[a * 4 + 2] - r[a * 4 + 3] + bias, at: 0)
-        }
-        let tile = firstTile + start + p
-        for q in 0 ..< 4 {
-            let (a, b) = (q / 2, q % 2)
-            let o = call.output + t * os.t + (2 * band + a) * os.h + (2 * tile + b) * os.w + block * 16
-            let s = y + q * 16
-            switch call.epilogue {
-            case .store:
-                for l in 0 ..< lanes { let x = s[l]; o[l] = x < 0 ? x * slope : x }
-            case .add:
-                for l in 0 ..< lanes { o[l] += s[l] }
-            case .subtract:
-                for l in 0 ..< lanes { o[l] -= s[l] }
+    let xiStride = frames * tiles * 16
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * 16) { buffer in
+        let y = buffer.baseAddress!
+        for t in 0 ..< frames {
+            for j in 0 ..< tiles {
+                let mt = m + (t * tiles + j) * 16
+                // A^T = [[1,1,1,0],[0,1,-1,-1]] on rows, then on columns.
+                var r = InlineArray<8, V>(repeating: V())
+                for c in 0 ..< 4 {
+                    let m0 = (mt + c * xiStride).loadVector(V.self, at: 0)
+                    let m1 = (mt + (4 + c) * xiStride).loadVector(V.self, at: 0)
+                    let m2 = (mt + (8 + c) * xiStride).loadVector(V.self, at: 0)
+                    let m3 = (mt + (12 + c) * xiStride).loadVector(V.self, at: 0)
+                    r[c] = m0 + m1 + m2
+                    r[4 + c] = m1 - m2 - m3
+                }
+                for a in 0 ..< 2 {
+                    (y + (a * 2) * 16).storeVector(r[a * 4] + r[a * 4 + 1] + r[a * 4 + 2] + bias, at: 0)
+                    (y + (a * 2 + 1) * 16).storeVector(r[a * 4 + 1] - r[a * 4 + 2] - r[a * 4 + 3] + bias, at: 0)
+                }
+                let tile = firstTile + j
+                for q in 0 ..< 4 {
+                    let (a, b) = (q / 2, q % 2)
+                    let o = call.output + t * os.t + (2 * band + a) * os.h + (2 * tile + b) * os.w + block * 16
+                    let s = y + q * 16
+                    switch call.epilogue {
+                    case .store:
+                        for l in 0 ..< lanes { let x = s[l]; o[l] = x < 0 ? x * slope : x }
+                    case .add:
+                        for l in 0 ..< lanes { o[l] += s[l] }
+                    case .subtract:
+                        for l in 0 ..< lanes { o[l] -= s[l] }
+                    }
+                }
             }
         }
     }

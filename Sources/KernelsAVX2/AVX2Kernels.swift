@@ -4,6 +4,9 @@ import KernelCore
 /// -target-cpu haswell). Call only when the CPU reports AVX2 and FMA.
 public enum AVX2Kernels {
     public static let vectorWidth = 8
+    /// Pixels (direct) or 2x2 tiles (Winograd) per register block.
+    public typealias Block = InlineArray<6, Int>
+    public static var blockPixels: Int { Block.count }
 
     public static func tvChambolleFrame(
         layout: TVFrameLayout, image: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
@@ -24,12 +27,12 @@ public enum AVX2Kernels {
 
     /// Convolution rows with 6-pixel x 16-channel register blocks.
     public static func convRows(_ call: ConvCall, rows: Range<Int>) {
-        KernelCore.convRows(SIMD16<Float>.self, pixels: InlineArray<6, Int>.self, call, rows: rows)
+        KernelCore.convRows(SIMD16<Float>.self, pixels: Block.self, call, rows: rows)
     }
 
     /// Winograd F(2x2, 3x3) work items with 6-tile x 16-channel register blocks.
     public static func winogradConvItems(_ call: ConvCall, items: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
-        KernelCore.winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<6, Int>.self, call, items: items, scratch: scratch)
+        KernelCore.winogradConvItems(SIMD16<Float>.self, tiles: Block.self, call, items: items, scratch: scratch)
     }
 
     /// Weight-gradient rows (16-lane output blocks).

@@ -109,7 +109,7 @@ public enum KernelSet: String, Sendable, CaseIterable {
     public static let winogradEnabled: Bool = ProcessInfo.processInfo.environment["REVSCI_WINOGRAD"] != "0"
 
     func winogradConv(_ call: ConvCall) {
-        let items = Winograd.itemCount(outputSize: call.outputSize)
+        let items = Winograd.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
         let chunks = min(Parallel.coreCount * Self.chunksPerCore, items)
         let scratchCount = Winograd.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
         Parallel.forEach(chunks) { k in
@@ -121,6 +121,15 @@ public enum KernelSet: String, Sendable, CaseIterable {
             case .avx2: AVX2Kernels.winogradConvItems(call, items: range, scratch: scratch)
             case .generic: GenericKernels.winogradConvItems(call, items: range, scratch: scratch)
             }
+        }
+    }
+
+    /// Pixels (or Winograd tiles) per register block of this instruction set's kernels.
+    var blockPixels: Int {
+        switch self {
+        case .avx512: return AVX512Kernels.blockPixels
+        case .avx2: return AVX2Kernels.blockPixels
+        case .generic: return GenericKernels.blockPixels
         }
     }
 

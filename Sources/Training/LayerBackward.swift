@@ -20,11 +20,13 @@ enum LayerBackward {
         let (o, i) = (layer.outputChannels, layer.inputChannels)
         let (kt, kh, kw) = layer.kernel
         let w = layer.weightValues
-        let packed = ConvLayer.pack(outputs: i, inputs: o, taps: (kt, kh, kw)) { c, oc, a, b, d in
+        let flipped: (Int, Int, Int, Int, Int) -> Float = { c, oc, a, b, d in
             w[(((oc * i + c) * kt + (kt - 1 - a)) * kh + (kh - 1 - b)) * kw + (kw - 1 - d)]
         }
+        let packed = ConvLayer.pack(outputs: i, inputs: o, taps: (kt, kh, kw), value: flipped)
         return ConvLayer(name: layer.name + ".grad", inputChannels: o, outputChannels: i, kernel: layer.kernel, packed: packed,
-                         bias: [Float](repeating: 0, count: i), padding: (kt - 1 - layer.padding.t, kh - 1 - layer.padding.h, kw - 1 - layer.padding.w))
+                         bias: [Float](repeating: 0, count: i), padding: (kt - 1 - layer.padding.t, kh - 1 - layer.padding.h, kw - 1 - layer.padding.w),
+                         value: flipped)
     }
 
     /// dX of the stride-(1,2,2) stem convolution: ConvTranspose3d with the same weight tensor

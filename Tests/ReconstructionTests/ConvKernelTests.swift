@@ -157,7 +157,7 @@ final class ConvKernelTests: XCTestCase {
                             XCTAssertTrue(c.usesWinograd)
                             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Winograd.scratchCount(inputChannels: shape.cin, outputSize: shape.out))
                             defer { scratch.deallocate() }
-                            let items = 0 ..< Winograd.itemCount(outputSize: shape.out)
+                            let items = 0 ..< Winograd.itemCount(outputSize: shape.out, blockTiles: p)
                             switch p {
                             case 1: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<1, Int>.self, c, items: items, scratch: scratch)
                             case 2: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<2, Int>.self, c, items: items, scratch: scratch)

@@ -53,9 +53,11 @@ public final class ConvLayer: @unchecked Sendable {
         return Winograd.transformWeights(outputs: outputs, inputs: inputs, value: value)
     }
 
-    /// Wraps pre-packed weights (the transposed convolution's sub-kernels).
+    /// Wraps pre-packed weights (the transposed convolution's sub-kernels, training's flipped
+    /// layers); `value(o, c, kt, kh, kw)`, when given, yields the Winograd form too.
     public init(name: String, inputChannels: Int, outputChannels: Int, kernel: (t: Int, h: Int, w: Int), packed: [Float], bias: [Float],
-                stride: (t: Int, h: Int, w: Int) = (1, 1, 1), padding: (t: Int, h: Int, w: Int) = (0, 0, 0)) {
+                stride: (t: Int, h: Int, w: Int) = (1, 1, 1), padding: (t: Int, h: Int, w: Int) = (0, 0, 0),
+                value: ((Int, Int, Int, Int, Int) -> Float)? = nil) {
         self.name = name
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
@@ -66,7 +68,8 @@ public final class ConvLayer: @unchecked Sendable {
         self.bias = Self.padBias(bias, outputs: outputChannels)
         weightValues = []
         biasValues = bias
-        winograd = []
+        winograd = value.map { Self.winogradWeights(outputs: outputChannels, inputs: inputChannels, kernel: kernel, stride: stride,
+                                                    padding: padding, value: $0) } ?? []
     }
 
     static func padBias(_ b: [Float], outputs: Int) -> [Float] {
