@@ -23,9 +23,10 @@ public struct TilePlan: Sendable {
         self.halo = halo
         func spans(_ n: Int) -> [(Int, Int)] {
             let count = max(1, (n + core - 1) / core)
-            // Equal cores, rounded to even positions.
+            // Equal cores, their edges rounded down to multiples of 4: with a halo that is one too,
+            // inner windows then have even sizes at the blocks' half resolution, which Winograd needs.
             return (0 ..< count).map { i in
-                let a = (i * n / count) & ~1, b = i == count - 1 ? n : ((i + 1) * n / count) & ~1
+                let a = (i * n / count) & ~3, b = i == count - 1 ? n : ((i + 1) * n / count) & ~3
                 return (max(0, a - halo), min(n, b + halo))
             }
         }
