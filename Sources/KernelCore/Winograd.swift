@@ -95,7 +95,8 @@ public func winogradConvItems<V: SIMD & BitwiseCopyable, let P: Int>(
     for item in items {
         let band = item / runs, run = item % runs
         let j0 = run * perItem, tiles = min(perItem, tilesW - j0)
-        winogradInputTransform(V.self, call, band: band, firstTile: j0, tiles: tiles, into: v)
+        winogradInputTransform(V.self, input: call.input, strides: call.inputStrides, channels: call.inputChannels,
+                               frames: frames, band: band, firstTile: j0, tiles: tiles, into: v)
         for block in 0 ..< call.outputBlocks {
             // xi outermost: its weights (3 taps x C x 16) and its slice of V stay in L1 while every
             // frame and tile uses them; the products go to M [xi][frame][tile][16].
@@ -123,12 +124,12 @@ public func winogradConvItems<V: SIMD & BitwiseCopyable, let P: Int>(
 /// V = B^T d B for every frame and tile of an item, 16 channels at a time, stored [frame][xi][tile][c].
 @inlinable @inline(__always)
 func winogradInputTransform<V: SIMD & BitwiseCopyable>(
-    _: V.Type, _ call: ConvCall, band: Int, firstTile: Int, tiles: Int, into v: UnsafeMutablePointer<Float>
+    _: V.Type, input: UnsafePointer<Float>, strides s: (t: Int, h: Int, w: Int), channels cin: Int, frames: Int,
+    band: Int, firstTile: Int, tiles: Int, into v: UnsafeMutablePointer<Float>
 ) where V.Scalar == Float {
-    let cin = call.inputChannels, s = call.inputStrides
-    for f in 0 ..< call.outputSize.t {
+    for f in 0 ..< frames {
         // Padded input frame f + 1 is clip frame f; tile (band, j) reads rows 2 band ..< 2 band + 4.
-        let frame = call.input + (f + 1) * s.t + 2 * band * s.h
+        let frame = input + (f + 1) * s.t + 2 * band * s.h
         for j in 0 ..< tiles {
             let corner = frame + 2 * (firstTile + j) * s.w
             for cb in stride(from: 0, to: cin, by: 16) {

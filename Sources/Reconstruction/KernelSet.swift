@@ -124,6 +124,29 @@ public enum KernelSet: String, Sendable, CaseIterable {
         }
     }
 
+    /// The weight gradient of a Winograd-eligible layer: threads sum their items' products into
+    /// private accumulators, merged, then transformed back to 3x3x3 taps.
+    func winogradWeightGradient(_ call: WeightGradientCall, into gradient: UnsafeMutablePointer<Float>) {
+        let items = Winograd.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
+        let chunks = min(Parallel.coreCount, items)
+        let n = Winograd.weightGradientAccumulatorCount(call), scratchCount = Winograd.weightGradientScratchCount(call)
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: chunks * n)
+        partial.initialize(repeating: 0, count: chunks * n)
+        defer { partial.deallocate() }
+        Parallel.forEach(chunks) { k in
+            let range = (k * items / chunks) ..< ((k + 1) * items / chunks)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            defer { scratch.deallocate() }
+            switch self {
+            case .avx512: AVX512Kernels.winogradWeightGradientItems(call, items: range, scratch: scratch, accumulator: partial + k * n)
+            case .avx2: AVX2Kernels.winogradWeightGradientItems(call, items: range, scratch: scratch, accumulator: partial + k * n)
+            case .generic: GenericKernels.winogradWeightGradientItems(call, items: range, scratch: scratch, accumulator: partial + k * n)
+            }
+        }
+        for k in 1 ..< max(chunks, 1) { for i in 0 ..< n { partial[i] += partial[k * n + i] } }
+        Winograd.finishWeightGradient(call, accumulator: partial, into: gradient)
+    }
+
     /// Pixels (or Winograd tiles) per register block of this instruction set's kernels.
     var blockPixels: Int {
         switch self {
@@ -144,6 +167,7 @@ public enum KernelSet: String, Sendable, CaseIterable {
     /// Adds the weight gradient of `call` to `gradient` ([out][in][kT][kH][kW], PyTorch order).
     /// Threads sum their rows into private accumulators, merged at the end.
     public func convWeightGradient(_ call: WeightGradientCall, into gradient: UnsafeMutablePointer<Float>) {
+        if Self.winogradEnabled && Winograd.isEligible(call) { return winogradWeightGradient(call, into: gradient) }
         let rows = call.rowCount
         let chunks = min(Parallel.coreCount, rows)
         let n = call.accumulatorCount
