@@ -28,6 +28,7 @@ struct TrainCommand: ParsableCommand {
     var maxSteps: Int?
 
     func run() throws {
+        ActivationStorage.enable(maxBytes: 2 << 30)
         let cfg = try TrainConfig.load(URL(fileURLWithPath: config))
         let trainer = try Trainer(config: cfg, resume: resume)
         say("training \(cfg.name): \(cfg.architecture.layout.rawValue), \(cfg.architecture.numBlocks) blocks, crop \(cfg.crop), batch \(cfg.batch), \(cfg.mode.rawValue) backprop; \(trainer.clipSummary); from step \(trainer.step) of \(cfg.steps); kernels \(trainer.kernels.rawValue)")
@@ -111,6 +112,7 @@ struct TrainBenchCommand: ParsableCommand {
     @Flag(help: "Skip the forward-pass timing.") var noForward = false
 
     func run() throws {
+        ActivationStorage.enable(maxBytes: 2 << 30)
         let dims = size.split(separator: "x").compactMap { Int($0) }
         guard dims.count == 3 else { throw ValidationError("--size takes HxWxT") }
         let (h, w, t) = (dims[0], dims[1], dims[2])

@@ -90,4 +90,26 @@ final class RevSCIReconstructorTests: XCTestCase {
         XCTAssertLessThan(err.max()!, 0.05 * scale)
         XCTAssertLessThan(err.reduce(0, +) / Float(err.count), 2e-3 * scale)
     }
+
+    /// Recycled activation storage comes back zeroed (padding included), is kept only up to the
+    /// cap, and is released when recycling is turned off.
+    func testRecycledActivationStorageIsZeroedAndCapped() {
+        ActivationStorage.enable(maxBytes: 1 << 20)
+        defer { ActivationStorage.enable(maxBytes: 0) }
+        var first: Activation? = Activation(frames: 2, height: 4, width: 6, channels: 8, pad: 1)
+        let address = first!.storage
+        for i in 0 ..< first!.count { first!.storage[i] = Float(i + 1) }
+        first = nil
+        XCTAssertEqual(ActivationStorage.cachedBytes, (2 + 2) * (4 + 2) * (6 + 2) * 8 * 4)
+        let second = Activation(frames: 2, height: 4, width: 6, channels: 8, pad: 1)
+        XCTAssertEqual(second.storage, address, "same-size storage is reused")
+        XCTAssertTrue((0 ..< second.count).allSatisfy { second.storage[$0] == 0 })
+        XCTAssertEqual(ActivationStorage.cachedBytes, 0)
+        var big: Activation? = Activation(frames: 8, height: 64, width: 64, channels: 32, pad: 1) // over the 1 MB cap
+        big = nil
+        XCTAssertNil(big)
+        XCTAssertEqual(ActivationStorage.cachedBytes, 0)
+        ActivationStorage.enable(maxBytes: 0)
+        XCTAssertEqual(ActivationStorage.cachedBytes, 0)
+    }
 }
