@@ -21,7 +21,6 @@ public final class TrainingGraph: @unchecked Sendable {
     let stemStridedGrad: ConvTransposeLayer     // dX of conv1.6
     let upsampleGrad: ConvLayer                 // dX of conv2.0
     let headGrad: [ConvLayer]                   // flipped conv2.2, conv2.4, conv2.6
-    let blockGrad: [[(first: ConvLayer, second: ConvLayer)]]
     public var kernels: KernelSet
 
     public init(network: RevSCINetwork, kernels: KernelSet = .active) {
@@ -37,7 +36,6 @@ public final class TrainingGraph: @unchecked Sendable {
                                  },
                                  bias: [Float](repeating: 0, count: up.inputChannels), stride: (1, 2, 2), padding: (up.kernelT / 2, 1, 1))
         headGrad = network.head.map(LayerBackward.inputGradientLayer)
-        blockGrad = network.blocks.map { b in b.functions.map { (LayerBackward.inputGradientLayer($0.first), LayerBackward.inputGradientLayer($0.second)) } }
     }
 
     /// Parameter gradients keyed by layer name ("conv1.0", "layers.3.f.1.nn_layer.0", ...).
@@ -171,10 +169,10 @@ public final class TrainingGraph: @unchecked Sendable {
         // Body backward, top block first.
         for (i, block) in net.blocks.enumerated().reversed() {
             if mode == .plain {
-                backwardFromRecords(block, grads: blockGrad[i], records: records[i], gradState: b.gradState, slots: &slots,
+                backwardFromRecords(block, grads: blockGradientLayers(block), records: records[i], gradState: b.gradState, slots: &slots,
                                     gradients: &gradients)
             } else {
-                backwardReversible(block, grads: blockGrad[i], state: b.state, gradState: b.gradState, hidden: b.hidden,
+                backwardReversible(block, grads: blockGradientLayers(block), state: b.state, gradState: b.gradState, hidden: b.hidden,
                                    gradHidden: b.gradHidden, slots: &slots, gradients: &gradients)
             }
         }
@@ -201,6 +199,12 @@ public final class TrainingGraph: @unchecked Sendable {
         LayerBackward.leakyReLUBackward(dA0, activation: b.a0.all)
         LayerBackward.parameterGradients(net.stem[0], input: b.input.all, gradOutput: dA0, into: &gradients[net.stem[0].name]!, kernels: k)
         return (loss, out)
+    }
+
+    /// A block's input-gradient layers, built when its backward pass runs and dropped after, so
+    /// that training memory does not grow with depth by their packed and Winograd weights.
+    func blockGradientLayers(_ block: ReversibleBlock) -> [(first: ConvLayer, second: ConvLayer)] {
+        block.functions.map { (LayerBackward.inputGradientLayer($0.first), LayerBackward.inputGradientLayer($0.second)) }
     }
 
     func copy(_ a: Activation) -> Activation {
