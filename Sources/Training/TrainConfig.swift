@@ -20,6 +20,8 @@ public struct TrainConfig: Codable, Sendable {
     /// A fixed mask (.mat `mask` H x W x T, or .npy T x H x W) to fine-tune for one camera; nil draws
     /// a fresh random binary mask per sample.
     public var mask: String?
+    /// Fresh random masks (no fixed mask): independent per frame, shifting (CACTI), or both.
+    public var randomMasks: TrainingData.RandomMasks = .independent
     public var checkpointEvery: Int = 50
     public var validateEvery: Int = 500
     /// Run folder: checkpoints, log.jsonl.
@@ -35,7 +37,7 @@ public struct TrainConfig: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case name, architecture, frames, crop, batch, mode, data, mask, output, seed, steps
         case learningRate = "learning_rate", checkpointEvery = "checkpoint_every", validateEvery = "validate_every"
-        case validationData = "validation_data", initialCheckpoint = "initial_checkpoint"
+        case validationData = "validation_data", initialCheckpoint = "initial_checkpoint", randomMasks = "random_masks"
     }
 
     public init(name: String, architecture: ModelArchitecture, output: String) {
@@ -57,6 +59,7 @@ public struct TrainConfig: Codable, Sendable {
         mode = try c.decodeIfPresent(BackpropMode.self, forKey: .mode) ?? mode
         data = try c.decodeIfPresent(String.self, forKey: .data) ?? data
         mask = try c.decodeIfPresent(String.self, forKey: .mask)
+        randomMasks = try c.decodeIfPresent(TrainingData.RandomMasks.self, forKey: .randomMasks) ?? randomMasks
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? checkpointEvery
         validateEvery = try c.decodeIfPresent(Int.self, forKey: .validateEvery) ?? validateEvery
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed

@@ -9,6 +9,19 @@ import SCICore
 /// mask (so the model works with any camera's random mask) or a fixed mask (to fine-tune for one
 /// camera). Deterministic for a given seed and step, so a resumed run draws the same samples.
 public final class TrainingData: @unchecked Sendable {
+    /// How fresh random masks are drawn. Real CACTI cameras translate one coded aperture during
+    /// the exposure, so frame t's mask is frame 0's shifted by t pixels (the benchmark's
+    /// mask.mat is exactly that: a horizontal 1-pixel shift per frame); other coded cameras
+    /// (DMD, LCoS) show an independent pattern per frame.
+    public enum RandomMasks: String, Codable, Sendable {
+        /// Independent Bernoulli(1/2) pixels in every frame.
+        case independent
+        /// One Bernoulli(1/2) pattern shifted by one pixel per frame, along a random axis and direction.
+        case shifting
+        /// Either kind, half of the samples each.
+        case both
+    }
+
     public struct Clip {
         public let name: String
         public let frames: Int
@@ -22,10 +35,12 @@ public final class TrainingData: @unchecked Sendable {
     public let crop: Int
     /// A fixed mask (T, H, W) on [0, 1], or nil for a fresh random one per sample.
     public let fixedMask: MaskStack?
+    /// The kind of fresh random masks (when there is no fixed mask).
+    public let randomMasks: RandomMasks
     /// Cumulative counts of valid T-frame windows, for sampling files in proportion to them.
     let cumulativeWindows: [Int]
 
-    public init(directory: URL, frames: Int, crop: Int, fixedMask: MaskStack? = nil) throws {
+    public init(directory: URL, frames: Int, crop: Int, fixedMask: MaskStack? = nil, randomMasks: RandomMasks = .independent) throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".npy") }.sorted()
         var clips: [Clip] = []
         for name in names {
@@ -46,6 +61,7 @@ public final class TrainingData: @unchecked Sendable {
         self.frames = frames
         self.crop = crop
         self.fixedMask = fixedMask
+        self.randomMasks = randomMasks
         var total = 0
         cumulativeWindows = clips.map { total += $0.frames - frames + 1; return total }
     }
@@ -82,11 +98,31 @@ public final class TrainingData: @unchecked Sendable {
             } } }
             mask = try MaskStack(frames: frames, height: crop, width: crop, values: values)
         } else {
+            let shifting = randomMasks == .shifting || (randomMasks == .both && Bool.random(using: &rng))
             mask = try MaskStack(frames: frames, height: crop, width: crop,
-                                 values: (0 ..< frames * crop * crop).map { _ in Bool.random(using: &rng) ? 1 : 0 })
+                                 values: shifting ? Self.shiftingMask(frames: frames, size: crop, using: &rng)
+                                     : (0 ..< frames * crop * crop).map { _ in Bool.random(using: &rng) ? 1 : 0 })
         }
         let truth = try Video(frames: frames, height: crop, width: crop, pixels: video)
         let y = try SensingModel(mask: mask).measure(truth)
         return (try prepare(y, mask), video, mask)
+    }
+
+    /// (T, size, size) values of one random binary pattern, frame t shifted by t pixels along a
+    /// random axis in a random direction: mask_t(r, x) = base(r, x + d t) (or along rows).
+    static func shiftingMask(frames: Int, size: Int, using rng: inout SeededGenerator) -> [Float] {
+        let span = size + frames - 1
+        let base = (0 ..< span * span).map { _ in Bool.random(using: &rng) ? Float(1) : 0 }
+        let alongRows = Bool.random(using: &rng), forward = Bool.random(using: &rng)
+        var values = [Float](repeating: 0, count: frames * size * size)
+        for t in 0 ..< frames {
+            let offset = forward ? t : frames - 1 - t
+            for r in 0 ..< size {
+                for x in 0 ..< size {
+                    values[(t * size + r) * size + x] = alongRows ? base[(r + offset) * span + x] : base[r * span + x + offset]
+                }
+            }
+        }
+        return values
     }
 }

@@ -45,6 +45,39 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(Set(a.mask.values).isSubset(of: [0, 1]))
     }
 
+    /// Shifting masks (as CACTI cameras translate one aperture) are one pattern moved by exactly
+    /// one pixel per frame along one axis; "both" draws shifting and independent masks.
+    func testShiftingRandomMasksTranslateOnePatternByOnePixelPerFrame() throws {
+        let prepare: (Snapshot, MaskStack) throws -> [Float] = { y, m in try RevSCIReconstructor.networkInput(y, mask: m, color: false) }
+        func isShifting(_ m: MaskStack) -> Bool {
+            let n = 16
+            func v(_ t: Int, _ r: Int, _ x: Int) -> Float { m.values[(t * n + r) * n + x] }
+            for (dr, dx) in [(0, 1), (0, -1), (1, 0), (-1, 0)] {
+                var ok = true
+                for t in 1 ..< 8 where ok {
+                    for r in 0 ..< n where ok {
+                        for x in 0 ..< n where ok {
+                            let (r0, x0) = (r + dr, x + dx) // frame t at (r, x) is frame t-1 at (r + dr, x + dx)
+                            if r0 >= 0, r0 < n, x0 >= 0, x0 < n, v(t, r, x) != v(t - 1, r0, x0) { ok = false }
+                        }
+                    }
+                }
+                if ok { return true }
+            }
+            return false
+        }
+        let shifting = try TrainingData(directory: makeData(), frames: 8, crop: 16, randomMasks: .shifting)
+        let independent = try TrainingData(directory: makeData(), frames: 8, crop: 16, randomMasks: .independent)
+        let both = try TrainingData(directory: makeData(), frames: 8, crop: 16, randomMasks: .both)
+        var kinds: [Bool] = []
+        for step in 0 ..< 12 {
+            XCTAssertTrue(isShifting(try shifting.sample(step: step, index: 0, seed: 1, prepare: prepare).mask))
+            XCTAssertFalse(isShifting(try independent.sample(step: step, index: 0, seed: 1, prepare: prepare).mask))
+            kinds.append(isShifting(try both.sample(step: step, index: 0, seed: 1, prepare: prepare).mask))
+        }
+        XCTAssertTrue(kinds.contains(true) && kinds.contains(false), "both kinds drawn: \(kinds)")
+    }
+
     func testTrainingReducesLossAndResumesFromCheckpoint() throws {
         let data = try makeData()
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-run-\(UUID().uuidString)")
