@@ -20,6 +20,8 @@ public struct TrainConfig: Codable, Sendable {
     /// A fixed mask (.mat `mask` H x W x T, or .npy T x H x W) to fine-tune for one camera; nil draws
     /// a fresh random binary mask per sample.
     public var mask: String?
+    /// With `mask`: the share of samples that use it (the rest draw fresh random masks).
+    public var maskFraction: Double = 1
     /// Fresh random masks (no fixed mask): independent per frame, shifting (CACTI), or both.
     public var randomMasks: TrainingData.RandomMasks = .independent
     public var checkpointEvery: Int = 50
@@ -38,6 +40,7 @@ public struct TrainConfig: Codable, Sendable {
         case name, architecture, frames, crop, batch, mode, data, mask, output, seed, steps
         case learningRate = "learning_rate", checkpointEvery = "checkpoint_every", validateEvery = "validate_every"
         case validationData = "validation_data", initialCheckpoint = "initial_checkpoint", randomMasks = "random_masks"
+        case maskFraction = "mask_fraction"
     }
 
     public init(name: String, architecture: ModelArchitecture, output: String) {
@@ -59,6 +62,7 @@ public struct TrainConfig: Codable, Sendable {
         mode = try c.decodeIfPresent(BackpropMode.self, forKey: .mode) ?? mode
         data = try c.decodeIfPresent(String.self, forKey: .data) ?? data
         mask = try c.decodeIfPresent(String.self, forKey: .mask)
+        maskFraction = try c.decodeIfPresent(Double.self, forKey: .maskFraction) ?? maskFraction
         randomMasks = try c.decodeIfPresent(TrainingData.RandomMasks.self, forKey: .randomMasks) ?? randomMasks
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? checkpointEvery
         validateEvery = try c.decodeIfPresent(Int.self, forKey: .validateEvery) ?? validateEvery
@@ -73,8 +77,8 @@ public struct TrainConfig: Codable, Sendable {
             throw SCIError("training config \(url.path) is not valid: \(error)")
         }
         guard config.crop >= 4, config.crop % 2 == 0, config.batch >= 1, config.frames >= 1, config.steps >= 1,
-              config.learningRate > 0, config.checkpointEvery >= 1, config.validateEvery >= 1 else {
-            throw SCIError("training config \(url.lastPathComponent): crop must be even (>= 4); batch, frames, steps, intervals and learning_rate positive")
+              config.learningRate > 0, (0 ... 1).contains(config.maskFraction), config.checkpointEvery >= 1, config.validateEvery >= 1 else {
+            throw SCIError("training config \(url.lastPathComponent): crop must be even (>= 4); batch, frames, steps, intervals and learning_rate positive; mask_fraction in [0, 1]")
         }
         return config
     }

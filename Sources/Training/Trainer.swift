@@ -32,7 +32,7 @@ public final class Trainer: @unchecked Sendable {
             let file = try ArrayFile.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: mask))), defaultName: "mask")
             fixedMask = try SCIInput.mask(try ReconstructionInput.pick(file, ReconstructionInput.maskNames, what: "mask"), order: file.planeOrder)
         }
-        data = try TrainingData(directory: URL(fileURLWithPath: config.data), frames: config.frames, crop: config.crop, fixedMask: fixedMask,
+        data = try TrainingData(directory: URL(fileURLWithPath: config.data), frames: config.frames, crop: config.crop, fixedMask: fixedMask, fixedMaskFraction: config.maskFraction,
                                     randomMasks: config.randomMasks)
         let weightsFile = runDirectory.appendingPathComponent("weights.safetensors")
         let optimizerFile = runDirectory.appendingPathComponent("optimizer.safetensors")

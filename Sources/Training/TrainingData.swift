@@ -35,12 +35,16 @@ public final class TrainingData: @unchecked Sendable {
     public let crop: Int
     /// A fixed mask (T, H, W) on [0, 1], or nil for a fresh random one per sample.
     public let fixedMask: MaskStack?
-    /// The kind of fresh random masks (when there is no fixed mask).
+    /// The kind of fresh random masks (when there is no fixed mask, or a sample does not use it).
     public let randomMasks: RandomMasks
+    /// Share of samples that use the fixed mask (the rest draw fresh random masks): below 1, a
+    /// model learns one camera's mask without forgetting masks in general.
+    public let fixedMaskFraction: Double
     /// Cumulative counts of valid T-frame windows, for sampling files in proportion to them.
     let cumulativeWindows: [Int]
 
-    public init(directory: URL, frames: Int, crop: Int, fixedMask: MaskStack? = nil, randomMasks: RandomMasks = .independent) throws {
+    public init(directory: URL, frames: Int, crop: Int, fixedMask: MaskStack? = nil, fixedMaskFraction: Double = 1,
+                randomMasks: RandomMasks = .independent) throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".npy") }.sorted()
         var clips: [Clip] = []
         for name in names {
@@ -61,7 +65,9 @@ public final class TrainingData: @unchecked Sendable {
         self.frames = frames
         self.crop = crop
         self.fixedMask = fixedMask
+        guard (0 ... 1).contains(fixedMaskFraction) else { throw SCIError("the fixed-mask fraction must lie in [0, 1], got \(fixedMaskFraction)") }
         self.randomMasks = randomMasks
+        self.fixedMaskFraction = fixedMaskFraction
         var total = 0
         cumulativeWindows = clips.map { total += $0.frames - frames + 1; return total }
     }
@@ -90,7 +96,9 @@ public final class TrainingData: @unchecked Sendable {
             }
         }
         let mask: MaskStack
-        if let fixedMask {
+        // Drawn only when it decides something, so runs without a fraction keep their sample streams.
+        let useFixed = fixedMaskFraction >= 1 || Double.random(in: 0 ..< 1, using: &rng) < fixedMaskFraction
+        if let fixedMask, useFixed {
             let my = Int.random(in: 0 ... fixedMask.height - crop, using: &rng), mx = Int.random(in: 0 ... fixedMask.width - crop, using: &rng)
             var values = [Float](repeating: 0, count: frames * crop * crop)
             for t in 0 ..< frames { for r in 0 ..< crop { for x in 0 ..< crop {

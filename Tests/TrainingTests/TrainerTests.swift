@@ -104,6 +104,37 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try seeded.trainStep(), next, accuracy: 1e-9 * max(1, next))
     }
 
+    /// A fixed mask is cut at a random window; with mask_fraction below 1 the other samples draw
+    /// fresh random masks, and a fraction outside [0, 1] is refused.
+    func testFixedMaskFractionMixesTheCameraMaskWithRandomOnes() throws {
+        let prepare: (Snapshot, MaskStack) throws -> [Float] = { y, m in try RevSCIReconstructor.networkInput(y, mask: m, color: false) }
+        let (n, crop) = (24, 16)
+        var rng = SeededGenerator(seed: 5)
+        let camera = try MaskStack(frames: 8, height: n, width: n, values: (0 ..< 8 * n * n).map { _ in Bool.random(using: &rng) ? 1 : 0 })
+        func isWindowOfCamera(_ m: MaskStack) -> Bool {
+            for my in 0 ... n - crop { for mx in 0 ... n - crop {
+                var same = true
+                for t in 0 ..< 8 where same { for r in 0 ..< crop where same { for x in 0 ..< crop where same {
+                    same = m.values[(t * crop + r) * crop + x] == camera.values[(t * n + my + r) * n + mx + x]
+                } } }
+                if same { return true }
+            } }
+            return false
+        }
+        let dir = try makeData()
+        let always = try TrainingData(directory: dir, frames: 8, crop: crop, fixedMask: camera)
+        let half = try TrainingData(directory: dir, frames: 8, crop: crop, fixedMask: camera, fixedMaskFraction: 0.5, randomMasks: .shifting)
+        var fromCamera = 0
+        for step in 0 ..< 40 {
+            XCTAssertTrue(isWindowOfCamera(try always.sample(step: step, index: 0, seed: 3, prepare: prepare).mask))
+            if isWindowOfCamera(try half.sample(step: step, index: 0, seed: 3, prepare: prepare).mask) { fromCamera += 1 }
+        }
+        XCTAssertTrue((8 ... 32).contains(fromCamera), "about half of 40 samples use the camera mask: \(fromCamera)")
+        XCTAssertThrowsError(try TrainingData(directory: dir, frames: 8, crop: crop, fixedMask: camera, fixedMaskFraction: 1.5)) {
+            XCTAssertTrue("\($0)".contains("fraction"), "\($0)")
+        }
+    }
+
     func testBadConfigsAndDataAreExplained() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-empty-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
