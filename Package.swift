@@ -49,7 +49,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
         .target(name: "HTTP", dependencies: ["COpenSSL"]),
         // The reconstruction service: job store, worker pool, routes, metrics (HTTP + SCI wired together).
-        .target(name: "Service", dependencies: ["HTTP", "Formats", "Reconstruction", "SCICore"]),
+        .target(name: "Service", dependencies: ["HTTP", "COpenSSL", "Formats", "Reconstruction", "SCICore"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Formats", "SCICore", "Reconstruction", "TestSupport"]),
         .testTarget(name: "SCICoreTests", dependencies: ["SCICore", "Formats", "TestSupport"]),

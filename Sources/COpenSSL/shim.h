@@ -3,6 +3,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 
 /* Function-like macros of OpenSSL are not imported into Swift; these wrap the few we need. */
 
