@@ -22,6 +22,8 @@ public struct TrainConfig: Codable, Sendable {
     public var mask: String?
     /// With `mask`: the share of samples that use it (the rest draw fresh random masks).
     public var maskFraction: Double = 1
+    /// Exposure augmentation (`{"gain": [min, max], "invert": p}`), or nil for none.
+    public var exposure: TrainingData.Exposure?
     /// Fresh random masks (no fixed mask): independent per frame, shifting (CACTI), or both.
     public var randomMasks: TrainingData.RandomMasks = .independent
     public var checkpointEvery: Int = 50
@@ -40,7 +42,7 @@ public struct TrainConfig: Codable, Sendable {
         case name, architecture, frames, crop, batch, mode, data, mask, output, seed, steps
         case learningRate = "learning_rate", checkpointEvery = "checkpoint_every", validateEvery = "validate_every"
         case validationData = "validation_data", initialCheckpoint = "initial_checkpoint", randomMasks = "random_masks"
-        case maskFraction = "mask_fraction"
+        case maskFraction = "mask_fraction", exposure
     }
 
     public init(name: String, architecture: ModelArchitecture, output: String) {
@@ -63,6 +65,7 @@ public struct TrainConfig: Codable, Sendable {
         data = try c.decodeIfPresent(String.self, forKey: .data) ?? data
         mask = try c.decodeIfPresent(String.self, forKey: .mask)
         maskFraction = try c.decodeIfPresent(Double.self, forKey: .maskFraction) ?? maskFraction
+        exposure = try c.decodeIfPresent(TrainingData.Exposure.self, forKey: .exposure)
         randomMasks = try c.decodeIfPresent(TrainingData.RandomMasks.self, forKey: .randomMasks) ?? randomMasks
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? checkpointEvery
         validateEvery = try c.decodeIfPresent(Int.self, forKey: .validateEvery) ?? validateEvery

@@ -22,6 +22,21 @@ public final class TrainingData: @unchecked Sendable {
         case both
     }
 
+    /// Exposure augmentation: cameras record the same scenes brighter or darker, with saturated
+    /// highlights, while the clip media are mostly mid-toned. Each sample is inverted (1 - x) with
+    /// probability `invert`, then scaled by a gain drawn uniformly from `gain` and clipped to 1.
+    public struct Exposure: Codable, Sendable, Equatable {
+        public var gain: [Double]
+        public var invert: Double
+
+        public init(gain: [Double], invert: Double) {
+            self.gain = gain
+            self.invert = invert
+        }
+
+        var isValid: Bool { gain.count == 2 && gain[0] > 0 && gain[0] <= gain[1] && (0 ... 1).contains(invert) }
+    }
+
     public struct Clip {
         public let name: String
         public let frames: Int
@@ -40,11 +55,13 @@ public final class TrainingData: @unchecked Sendable {
     /// Share of samples that use the fixed mask (the rest draw fresh random masks): below 1, a
     /// model learns one camera's mask without forgetting masks in general.
     public let fixedMaskFraction: Double
+    /// Exposure augmentation, or nil for the clips' own intensities.
+    public let exposure: Exposure?
     /// Cumulative counts of valid T-frame windows, for sampling files in proportion to them.
     let cumulativeWindows: [Int]
 
     public init(directory: URL, frames: Int, crop: Int, fixedMask: MaskStack? = nil, fixedMaskFraction: Double = 1,
-                randomMasks: RandomMasks = .independent) throws {
+                randomMasks: RandomMasks = .independent, exposure: Exposure? = nil) throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".npy") }.sorted()
         var clips: [Clip] = []
         for name in names {
@@ -68,6 +85,10 @@ public final class TrainingData: @unchecked Sendable {
         guard (0 ... 1).contains(fixedMaskFraction) else { throw SCIError("the fixed-mask fraction must lie in [0, 1], got \(fixedMaskFraction)") }
         self.randomMasks = randomMasks
         self.fixedMaskFraction = fixedMaskFraction
+        if let exposure, !exposure.isValid {
+            throw SCIError("exposure augmentation needs gain [min, max] with 0 < min <= max and invert in [0, 1], got gain \(exposure.gain), invert \(exposure.invert)")
+        }
+        self.exposure = exposure
         var total = 0
         cumulativeWindows = clips.map { total += $0.frames - frames + 1; return total }
     }
@@ -110,6 +131,11 @@ public final class TrainingData: @unchecked Sendable {
             mask = try MaskStack(frames: frames, height: crop, width: crop,
                                  values: shifting ? Self.shiftingMask(frames: frames, size: crop, using: &rng)
                                      : (0 ..< frames * crop * crop).map { _ in Bool.random(using: &rng) ? 1 : 0 })
+        }
+        if let exposure {
+            let invert = Double.random(in: 0 ..< 1, using: &rng) < exposure.invert
+            let gain = Float(Double.random(in: exposure.gain[0] ... exposure.gain[1], using: &rng))
+            for i in video.indices { video[i] = min(1, (invert ? 1 - video[i] : video[i]) * gain) }
         }
         let truth = try Video(frames: frames, height: crop, width: crop, pixels: video)
         let y = try SensingModel(mask: mask).measure(truth)

@@ -135,6 +135,28 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// Exposure augmentation inverts and scales the sample's frames (clipped to 1) and simulates
+    /// the snapshot from the changed frames; the crop and mask stay those of the plain sample.
+    func testExposureAugmentationScalesInvertsAndClipsTheFrames() throws {
+        let prepare: (Snapshot, MaskStack) throws -> [Float] = { y, m in try RevSCIReconstructor.networkInput(y, mask: m, color: false) }
+        let dir = try makeData()
+        let plain = try TrainingData(directory: dir, frames: 8, crop: 16).sample(step: 2, index: 0, seed: 9, prepare: prepare)
+        let doubled = try TrainingData(directory: dir, frames: 8, crop: 16, exposure: .init(gain: [2, 2], invert: 0))
+            .sample(step: 2, index: 0, seed: 9, prepare: prepare)
+        let inverted = try TrainingData(directory: dir, frames: 8, crop: 16, exposure: .init(gain: [1, 1], invert: 1))
+            .sample(step: 2, index: 0, seed: 9, prepare: prepare)
+        XCTAssertEqual(doubled.mask.values, plain.mask.values)
+        XCTAssertEqual(doubled.target, plain.target.map { min(1, $0 * 2) })
+        XCTAssertTrue(doubled.target.contains(1) && plain.target.contains { $0 > 0.5 && $0 < 1 }, "some pixels saturate")
+        XCTAssertEqual(inverted.target, plain.target.map { 1 - $0 })
+        XCTAssertNotEqual(doubled.input, plain.input, "the snapshot is simulated from the augmented frames")
+        for bad in [TrainingData.Exposure(gain: [1.5, 0.5], invert: 0), .init(gain: [1], invert: 0), .init(gain: [0.5, 1], invert: 2)] {
+            XCTAssertThrowsError(try TrainingData(directory: dir, frames: 8, crop: 16, exposure: bad)) {
+                XCTAssertTrue("\($0)".contains("exposure"), "\($0)")
+            }
+        }
+    }
+
     func testBadConfigsAndDataAreExplained() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-empty-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
