@@ -2,24 +2,20 @@ import COpenSSL
 
 /// SHA-256, used to name masks by their content: OpenSSL's digest (libcrypto is linked for TLS
 /// anyway), behind the small streaming interface the mask store needs.
-public struct SHA256 {
-    /// Owns the OpenSSL digest context; a hasher is used by one caller at a time.
-    private final class Context {
-        let pointer: OpaquePointer
-        init() {
-            // Allocation or init fails only when the process is out of memory.
-            guard let p = EVP_MD_CTX_new(), EVP_DigestInit_ex(p, EVP_sha256(), nil) == 1 else {
-                fatalError("OpenSSL could not start a SHA-256 digest")
-            }
-            pointer = p
-        }
-        deinit { EVP_MD_CTX_free(pointer) }
-    }
-
-    private let context = Context()
+public struct SHA256: ~Copyable {
+    /// The OpenSSL digest context; noncopyable so that no two hashers share (or double-free) it.
+    private let context: OpaquePointer
 
     /// A fresh hasher.
-    public init() {}
+    public init() {
+        // Allocation or init fails only when the process is out of memory.
+        guard let p = EVP_MD_CTX_new(), EVP_DigestInit_ex(p, EVP_sha256(), nil) == 1 else {
+            fatalError("OpenSSL could not start a SHA-256 digest")
+        }
+        context = p
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
 
     /// The digest of `bytes` as 64 lowercase hex characters.
     public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
@@ -31,11 +27,11 @@ public struct SHA256 {
     /// Feeds more bytes.
     public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         let fed = bytes.withContiguousStorageIfAvailable { buffer in
-            EVP_DigestUpdate(context.pointer, buffer.baseAddress, buffer.count)
+            EVP_DigestUpdate(context, buffer.baseAddress, buffer.count)
         }
         if fed == nil {
             let copy = Array(bytes)
-            _ = copy.withUnsafeBufferPointer { EVP_DigestUpdate(context.pointer, $0.baseAddress, $0.count) }
+            _ = copy.withUnsafeBufferPointer { EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
         }
     }
 
@@ -43,7 +39,7 @@ public struct SHA256 {
     public mutating func finalize() -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        _ = digest.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context.pointer, $0.baseAddress, &length) }
+        _ = digest.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
         return digest
     }
 

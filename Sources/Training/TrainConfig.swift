@@ -80,8 +80,11 @@ public struct TrainConfig: Codable, Sendable {
             throw SCIError("training config \(url.path) is not valid: \(error)")
         }
         guard config.crop >= 4, config.crop % 2 == 0, config.batch >= 1, config.frames >= 1, config.steps >= 1,
-              config.learningRate > 0, (0 ... 1).contains(config.maskFraction), config.checkpointEvery >= 1, config.validateEvery >= 1 else {
-            throw SCIError("training config \(url.lastPathComponent): crop must be even (>= 4); batch, frames, steps, intervals and learning_rate positive; mask_fraction in [0, 1]")
+              config.learningRate > 0, config.checkpointEvery >= 1, config.validateEvery >= 1 else {
+            throw SCIError("training config \(url.lastPathComponent): crop must be even (>= 4); batch, frames, steps, intervals and learning_rate positive")
+        }
+        if config.maskFraction != 1, config.mask == nil {
+            throw SCIError("training config \(url.lastPathComponent): mask_fraction needs a fixed mask (\"mask\") to mix in")
         }
         return config
     }

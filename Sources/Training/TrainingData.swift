@@ -117,9 +117,8 @@ public final class TrainingData: @unchecked Sendable {
             }
         }
         let mask: MaskStack
-        // Drawn only when it decides something, so runs without a fraction keep their sample streams.
-        let useFixed = fixedMaskFraction >= 1 || Double.random(in: 0 ..< 1, using: &rng) < fixedMaskFraction
-        if let fixedMask, useFixed {
+        // Drawn only when it decides something, so runs without a fixed mask or a fraction keep their sample streams.
+        if let fixedMask, fixedMaskFraction >= 1 || Double.random(in: 0 ..< 1, using: &rng) < fixedMaskFraction {
             let my = Int.random(in: 0 ... fixedMask.height - crop, using: &rng), mx = Int.random(in: 0 ... fixedMask.width - crop, using: &rng)
             var values = [Float](repeating: 0, count: frames * crop * crop)
             for t in 0 ..< frames { for r in 0 ..< crop { for x in 0 ..< crop {

@@ -164,5 +164,7 @@ final class TrainerTests: XCTestCase {
         let bad = empty.appendingPathComponent("c.json")
         try Data(#"{"name": "x", "architecture": {"layout": "multigroup", "num_block": 2, "num_group": 2, "color": false}, "output": "o", "crop": 15}"#.utf8).write(to: bad)
         XCTAssertThrowsError(try TrainConfig.load(bad)) { XCTAssertTrue("\($0)".contains("even"), "\($0)") }
+        try Data(#"{"name": "x", "architecture": {"layout": "multigroup", "num_block": 2, "num_group": 2, "color": false}, "output": "o", "mask_fraction": 0.5}"#.utf8).write(to: bad)
+        XCTAssertThrowsError(try TrainConfig.load(bad)) { XCTAssertTrue("\($0)".contains("mask_fraction needs a fixed mask"), "\($0)") }
     }
 }
