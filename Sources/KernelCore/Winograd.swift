@@ -92,6 +92,7 @@ public func winogradConvItems<V: SIMD & BitwiseCopyable, let P: Int>(
     let tilesW = width / 2, runs = Winograd.runsPerBand(width: width, blockTiles: P)
     let perItem = Winograd.tilesPerItem(blockTiles: P)
     let v = scratch, m = scratch + frames * 16 * Winograd.maxTilesPerItem * call.inputChannels
+    let u = call.winogradWeights!
     for item in items {
         let band = item / runs, run = item % runs
         let j0 = run * perItem, tiles = min(perItem, tilesW - j0)
@@ -104,14 +105,14 @@ public func winogradConvItems<V: SIMD & BitwiseCopyable, let P: Int>(
                 for t in 0 ..< frames {
                     if tiles < P {
                         for j in 0 ..< tiles {
-                            winogradProducts(V.self, InlineArray<1, Int>.self, call, v: v, m: m, tiles: tiles, xi: xi, t: t, start: j, block: block)
+                            winogradProducts(V.self, InlineArray<1, Int>.self, call, weights: u, positions: 16, v: v, m: m, tiles: tiles, xi: xi, t: t, start: j, block: block)
                         }
                         continue
                     }
                     var j = 0
                     while j < tiles {
                         let start = min(j, tiles - P)
-                        winogradProducts(V.self, InlineArray<P, Int>.self, call, v: v, m: m, tiles: tiles, xi: xi, t: t, start: start, block: block)
+                        winogradProducts(V.self, InlineArray<P, Int>.self, call, weights: u, positions: 16, v: v, m: m, tiles: tiles, xi: xi, t: t, start: start, block: block)
                         j = start + P
                     }
                 }
@@ -155,19 +156,19 @@ func winogradInputTransform<V: SIMD & BitwiseCopyable>(
 }
 
 /// M[xi][t][start ..< start + P] = sum over taps kt and channels c of V[t + kt - 1][xi][tile][c] *
-/// U[xi][kt][c][block outputs], with the direct kernel's register-blocked loop.
+/// U[xi][kt][c][block outputs], with the direct kernel's register-blocked loop; `positions` is
+/// the number of Winograd positions (16 for F(2x2), 36 for F(4x4)).
 @inlinable @inline(__always)
 func winogradProducts<V: SIMD & BitwiseCopyable, let P: Int>(
-    _: V.Type, _: InlineArray<P, Int>.Type, _ call: ConvCall, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-    tiles: Int, xi: Int, t: Int, start: Int, block: Int
+    _: V.Type, _: InlineArray<P, Int>.Type, _ call: ConvCall, weights u: UnsafePointer<Float>, positions: Int,
+    v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, tiles: Int, xi: Int, t: Int, start: Int, block: Int
 ) where V.Scalar == Float {
     let cin = call.inputChannels, frames = call.outputSize.t, blocks = call.outputBlocks
-    let u = call.winogradWeights!
     var acc = InlineArray<P, V>(repeating: V())
     for kt in 0 ..< 3 {
         let f = t + kt - 1
         if f < 0 || f >= frames { continue }
-        convSteps(V.self, &acc, input: v + ((f * 16 + xi) * tiles + start) * cin,
+        convSteps(V.self, &acc, input: v + ((f * positions + xi) * tiles + start) * cin,
                   weights: u + ((xi * 3 + kt) * blocks + block) * cin * 16, steps: cin, pixelStep: cin)
     }
     let out = m + ((xi * frames + t) * tiles + start) * 16

@@ -35,6 +35,12 @@ public enum AVX2Kernels {
         KernelCore.winogradConvItems(SIMD16<Float>.self, tiles: Block.self, call, items: items, scratch: scratch)
     }
 
+    /// Winograd F(4x4, 3x3) work items (Block-count 4x4 tiles x 16 channels per register block).
+    public static func winograd4ConvItems(_ call: ConvCall, weights: UnsafePointer<Float>, items: Range<Int>,
+                                          scratch: UnsafeMutablePointer<Float>) {
+        KernelCore.winograd4ConvItems(SIMD16<Float>.self, tiles: Block.self, call, weights: weights, items: items, scratch: scratch)
+    }
+
     /// Winograd weight-gradient work items, Block-count input channels x 16 outputs per register block.
     public static func winogradWeightGradientItems(_ call: WeightGradientCall, items: Range<Int>, scratch: UnsafeMutablePointer<Float>,
                                                    accumulator: UnsafeMutablePointer<Float>) {

@@ -80,7 +80,9 @@ public enum KernelSet: String, Sendable, CaseIterable {
     /// stride-1 layer whose output overwrites its input), each row is computed into a per-thread
     /// scratch row and copied back, since a row's outputs depend on that row's inputs alone.
     public func conv(_ call: ConvCall, inPlace: Bool = false) {
-        if call.usesWinograd && Self.winogradEnabled && !inPlace { return winogradConv(call) }
+        if call.usesWinograd && Self.winogradEnabled && !inPlace {
+            return Self.winograd4Enabled && Winograd4.isEligible(call) ? winograd4Conv(call) : winogradConv(call)
+        }
         let rows = call.rowCount
         let chunks = min(Parallel.coreCount * Self.chunksPerCore, rows)
         Parallel.forEach(chunks) { k in
@@ -120,6 +122,29 @@ public enum KernelSet: String, Sendable, CaseIterable {
             case .avx512: AVX512Kernels.winogradConvItems(call, items: range, scratch: scratch)
             case .avx2: AVX2Kernels.winogradConvItems(call, items: range, scratch: scratch)
             case .generic: GenericKernels.winogradConvItems(call, items: range, scratch: scratch)
+            }
+        }
+    }
+
+    /// Winograd F(4x4, 3x3) where the output height and width are multiples of 4 (F(2x2)
+    /// otherwise). `REVSCI_WINOGRAD4=0` keeps every Winograd layer on F(2x2), for comparisons.
+    public static let winograd4Enabled: Bool = ProcessInfo.processInfo.environment["REVSCI_WINOGRAD4"] != "0"
+
+    func winograd4Conv(_ call: ConvCall) {
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: Winograd4.weightCount(call))
+        defer { u.deallocate() }
+        Winograd4.transformWeights(call, into: u)
+        let items = Winograd4.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
+        let chunks = min(Parallel.coreCount * Self.chunksPerCore, items)
+        let scratchCount = Winograd4.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
+        Parallel.forEach(chunks) { k in
+            let range = (k * items / chunks) ..< ((k + 1) * items / chunks)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            defer { scratch.deallocate() }
+            switch self {
+            case .avx512: AVX512Kernels.winograd4ConvItems(call, weights: u, items: range, scratch: scratch)
+            case .avx2: AVX2Kernels.winograd4ConvItems(call, weights: u, items: range, scratch: scratch)
+            case .generic: GenericKernels.winograd4ConvItems(call, weights: u, items: range, scratch: scratch)
             }
         }
     }

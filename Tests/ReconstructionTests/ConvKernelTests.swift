@@ -119,6 +119,56 @@ final class ConvKernelTests: XCTestCase {
     /// 16 and 32 input channels, partial output blocks, every epilogue and every P.
     func testWinogradMatchesDirectConvolution() {
         let shapes = [(cin: 16, cout: 20, out: (3, 4, 10)), (cin: 32, cout: 32, out: (2, 4, 34)), (cin: 16, cout: 1, out: (4, 2, 2))]
+        checkWinogradAgainstDirect(shapes: shapes, tolerance: 2e-5) { c, p in
+            XCTAssertTrue(c.usesWinograd)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Winograd.scratchCount(inputChannels: c.inputChannels, outputSize: c.outputSize))
+            defer { scratch.deallocate() }
+            let items = 0 ..< Winograd.itemCount(outputSize: c.outputSize, blockTiles: p)
+            switch p {
+            case 1: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<1, Int>.self, c, items: items, scratch: scratch)
+            case 2: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<2, Int>.self, c, items: items, scratch: scratch)
+            case 6: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<6, Int>.self, c, items: items, scratch: scratch)
+            default: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<14, Int>.self, c, items: items, scratch: scratch)
+            }
+        }
+    }
+
+    /// Winograd F(4x4, 3x3), weights transformed from the packed direct-kernel weights, against
+    /// the direct kernel: one run, several runs with a short last one (14 tiles), runs shorter
+    /// than P, one and two output blocks (partial), every epilogue and every P. Its larger
+    /// transform constants cost some float32 accuracy, hence the looser bound.
+    func testWinograd4MatchesDirectConvolution() {
+        let shapes = [(cin: 16, cout: 20, out: (3, 4, 12)), (cin: 32, cout: 32, out: (2, 4, 56)), (cin: 16, cout: 1, out: (4, 4, 4))]
+        checkWinogradAgainstDirect(shapes: shapes, tolerance: 1e-4) { c, p in
+            XCTAssertTrue(Winograd4.isEligible(c))
+            let u = UnsafeMutablePointer<Float>.allocate(capacity: Winograd4.weightCount(c))
+            defer { u.deallocate() }
+            Winograd4.transformWeights(c, into: u)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Winograd4.scratchCount(inputChannels: c.inputChannels, outputSize: c.outputSize))
+            defer { scratch.deallocate() }
+            let items = 0 ..< Winograd4.itemCount(outputSize: c.outputSize, blockTiles: p)
+            switch p {
+            case 1: winograd4ConvItems(SIMD16<Float>.self, tiles: InlineArray<1, Int>.self, c, weights: u, items: items, scratch: scratch)
+            case 2: winograd4ConvItems(SIMD16<Float>.self, tiles: InlineArray<2, Int>.self, c, weights: u, items: items, scratch: scratch)
+            case 6: winograd4ConvItems(SIMD16<Float>.self, tiles: InlineArray<6, Int>.self, c, weights: u, items: items, scratch: scratch)
+            default: winograd4ConvItems(SIMD16<Float>.self, tiles: InlineArray<14, Int>.self, c, weights: u, items: items, scratch: scratch)
+            }
+        }
+        // Heights or widths that are not multiples of 4 stay on F(2x2).
+        var call = ConvCall(input: UnsafePointer(bitPattern: 8)!, inputStrides: (0, 0, 0), inputChannels: 16, kernel: (3, 3, 3),
+                            stride: (1, 1, 1), weights: UnsafePointer(bitPattern: 8)!, bias: UnsafePointer(bitPattern: 8)!,
+                            outputChannels: 16, output: UnsafeMutablePointer(bitPattern: 8)!, outputStrides: (0, 0, 0),
+                            outputSize: (2, 6, 8), epilogue: .store, leakySlope: nil, winogradWeights: UnsafePointer(bitPattern: 8)!)
+        XCTAssertTrue(call.usesWinograd)
+        XCTAssertFalse(Winograd4.isEligible(call))
+        call.outputSize = (2, 8, 8)
+        XCTAssertTrue(Winograd4.isEligible(call))
+    }
+
+    /// Runs a Winograd kernel (`run(call, P)`, the call carrying packed and F(2x2) weights and
+    /// its output buffer) against the direct kernel on random data for each shape, epilogue and P.
+    private func checkWinogradAgainstDirect(shapes: [(cin: Int, cout: Int, out: (Int, Int, Int))], tolerance: Float,
+                                            run: (ConvCall, Int) -> Void) {
         for shape in shapes {
             var rng = SplitMix(seed: UInt64(shape.cin * 7 + shape.cout))
             let (t, h, w) = shape.out
@@ -150,24 +200,16 @@ final class ConvKernelTests: XCTestCase {
                 } } }
                 for p in [1, 2, 6, 14] {
                     var got = initial
-                    input.withUnsafeBufferPointer { ip in wino.withUnsafeBufferPointer { up in bias.withUnsafeBufferPointer { bp in
-                        got.withUnsafeMutableBufferPointer { op in
+                    input.withUnsafeBufferPointer { ip in packed.withUnsafeBufferPointer { wp in wino.withUnsafeBufferPointer { up in
+                        bias.withUnsafeBufferPointer { bp in got.withUnsafeMutableBufferPointer { op in
                             var c = call
-                            c.input = ip.baseAddress!; c.bias = bp.baseAddress!; c.output = op.baseAddress!; c.winogradWeights = up.baseAddress!
-                            XCTAssertTrue(c.usesWinograd)
-                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Winograd.scratchCount(inputChannels: shape.cin, outputSize: shape.out))
-                            defer { scratch.deallocate() }
-                            let items = 0 ..< Winograd.itemCount(outputSize: shape.out, blockTiles: p)
-                            switch p {
-                            case 1: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<1, Int>.self, c, items: items, scratch: scratch)
-                            case 2: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<2, Int>.self, c, items: items, scratch: scratch)
-                            case 6: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<6, Int>.self, c, items: items, scratch: scratch)
-                            default: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<14, Int>.self, c, items: items, scratch: scratch)
-                            }
-                        }
+                            c.input = ip.baseAddress!; c.weights = wp.baseAddress!; c.bias = bp.baseAddress!; c.output = op.baseAddress!
+                            c.winogradWeights = up.baseAddress!
+                            run(c, p)
+                        } }
                     } } }
                     let err = zip(got, want).map { abs($0 - $1) }.max()!
-                    XCTAssertLessThan(err, 2e-5, "cin \(shape.cin) cout \(shape.cout) out \(shape.out) P \(p) \(epilogue)")
+                    XCTAssertLessThan(err, tolerance, "cin \(shape.cin) cout \(shape.cout) out \(shape.out) P \(p) \(epilogue)")
                     // Slack channels beyond cout in each output pixel are never written.
                     for i in stride(from: shape.cout, to: got.count, by: os) { XCTAssertEqual(got[i], initial[i]) }
                 }
