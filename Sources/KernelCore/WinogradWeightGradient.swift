@@ -128,16 +128,17 @@ func winogradGradientRow<V: SIMD & BitwiseCopyable>(_: V.Type, _ a: V, _ b: V, i
     (d + 3 * xiStep).storeVector(V() - b, at: 0)
 }
 
-/// acc[c ..< c + P][block outputs] += sum over frames t and tiles of V[t + kt - 1][xi][tile][c + p] * D[t][xi][tile][outputs].
+/// acc[c ..< c + P][block outputs] += sum over frames t and tiles of V[t + kt - 1][xi][tile][c + p] * D[t][xi][tile][outputs];
+/// `positions` Winograd positions per frame (16 for F(2x2), 36 for F(4x4)).
 @inlinable @inline(__always)
 func winogradGradientProducts<V: SIMD & BitwiseCopyable, let P: Int>(
-    _: V.Type, _: InlineArray<P, Int>.Type, v: UnsafeMutablePointer<Float>, d: UnsafeMutablePointer<Float>, cin: Int, rowWidth: Int,
-    tiles: Int, kt: Int, xi: Int, frames: Range<Int>, c: Int, block: Int, acc: UnsafeMutablePointer<Float>
+    _: V.Type, _: InlineArray<P, Int>.Type, positions: Int = 16, v: UnsafeMutablePointer<Float>, d: UnsafeMutablePointer<Float>, cin: Int,
+    rowWidth: Int, tiles: Int, kt: Int, xi: Int, frames: Range<Int>, c: Int, block: Int, acc: UnsafeMutablePointer<Float>
 ) where V.Scalar == Float {
     var a = InlineArray<P, V>(repeating: V())
     for t in frames {
-        var xp = v + (((t + kt - 1) * 16 + xi) * tiles) * cin + c
-        var dp = d + ((t * 16 + xi) * tiles) * rowWidth + block * 16
+        var xp = v + (((t + kt - 1) * positions + xi) * tiles) * cin + c
+        var dp = d + ((t * positions + xi) * tiles) * rowWidth + block * 16
         for _ in 0 ..< tiles {
             let g = UnsafeRawPointer(dp).loadUnaligned(as: V.self)
             for p in 0 ..< P { a[p] = a[p].addingProduct(V(repeating: xp[p]), g) }

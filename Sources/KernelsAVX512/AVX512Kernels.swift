@@ -48,6 +48,13 @@ public enum AVX512Kernels {
                                                accumulator: accumulator)
     }
 
+    /// Winograd F(4x4) weight-gradient work items, Block-count input channels x 16 outputs per register block.
+    public static func winograd4WeightGradientItems(_ call: WeightGradientCall, items: Range<Int>, scratch: UnsafeMutablePointer<Float>,
+                                                    accumulator: UnsafeMutablePointer<Float>) {
+        KernelCore.winograd4WeightGradientItems(SIMD16<Float>.self, channels: Block.self, call, items: items, scratch: scratch,
+                                                accumulator: accumulator)
+    }
+
     /// Weight-gradient rows (16-lane output blocks).
     public static func convWeightGradientRows(_ call: WeightGradientCall, rows: Range<Int>, acc: UnsafeMutablePointer<Float>) {
         KernelCore.convWeightGradientRows(SIMD16<Float>.self, call, rows: rows, acc: acc)

@@ -126,8 +126,9 @@ public enum KernelSet: String, Sendable, CaseIterable {
         }
     }
 
-    /// Winograd F(4x4, 3x3) where the output height and width are multiples of 4 (F(2x2)
-    /// otherwise). `REVSCI_WINOGRAD4=0` keeps every Winograd layer on F(2x2), for comparisons.
+    /// Winograd F(4x4, 3x3), forward and weight gradient, where the output height and width are
+    /// multiples of 4 (F(2x2) otherwise). `REVSCI_WINOGRAD4=0` keeps every Winograd layer on
+    /// F(2x2), for comparisons.
     public static let winograd4Enabled: Bool = ProcessInfo.processInfo.environment["REVSCI_WINOGRAD4"] != "0"
 
     func winograd4Conv(_ call: ConvCall) {
@@ -152,9 +153,12 @@ public enum KernelSet: String, Sendable, CaseIterable {
     /// The weight gradient of a Winograd-eligible layer: threads sum their items' products into
     /// private accumulators, merged, then transformed back to 3x3x3 taps.
     func winogradWeightGradient(_ call: WeightGradientCall, into gradient: UnsafeMutablePointer<Float>) {
-        let items = Winograd.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
+        let f4 = Self.winograd4Enabled && Winograd4.isEligible(call)
+        let items = f4 ? Winograd4.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
+            : Winograd.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
         let chunks = min(Parallel.coreCount, items)
-        let n = Winograd.weightGradientAccumulatorCount(call), scratchCount = Winograd.weightGradientScratchCount(call)
+        let n = f4 ? Winograd4.weightGradientAccumulatorCount(call) : Winograd.weightGradientAccumulatorCount(call)
+        let scratchCount = f4 ? Winograd4.weightGradientScratchCount(call) : Winograd.weightGradientScratchCount(call)
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: chunks * n)
         partial.initialize(repeating: 0, count: chunks * n)
         defer { partial.deallocate() }
@@ -162,14 +166,22 @@ public enum KernelSet: String, Sendable, CaseIterable {
             let range = (k * items / chunks) ..< ((k + 1) * items / chunks)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { scratch.deallocate() }
-            switch self {
-            case .avx512: AVX512Kernels.winogradWeightGradientItems(call, items: range, scratch: scratch, accumulator: partial + k * n)
-            case .avx2: AVX2Kernels.winogradWeightGradientItems(call, items: range, scratch: scratch, accumulator: partial + k * n)
-            case .generic: GenericKernels.winogradWeightGradientItems(call, items: range, scratch: scratch, accumulator: partial + k * n)
+            let acc = partial + k * n
+            switch (self, f4) {
+            case (.avx512, false): AVX512Kernels.winogradWeightGradientItems(call, items: range, scratch: scratch, accumulator: acc)
+            case (.avx2, false): AVX2Kernels.winogradWeightGradientItems(call, items: range, scratch: scratch, accumulator: acc)
+            case (.generic, false): GenericKernels.winogradWeightGradientItems(call, items: range, scratch: scratch, accumulator: acc)
+            case (.avx512, true): AVX512Kernels.winograd4WeightGradientItems(call, items: range, scratch: scratch, accumulator: acc)
+            case (.avx2, true): AVX2Kernels.winograd4WeightGradientItems(call, items: range, scratch: scratch, accumulator: acc)
+            case (.generic, true): GenericKernels.winograd4WeightGradientItems(call, items: range, scratch: scratch, accumulator: acc)
             }
         }
         for k in 1 ..< max(chunks, 1) { for i in 0 ..< n { partial[i] += partial[k * n + i] } }
-        Winograd.finishWeightGradient(call, accumulator: partial, into: gradient)
+        if f4 {
+            Winograd4.finishWeightGradient(call, accumulator: partial, into: gradient)
+        } else {
+            Winograd.finishWeightGradient(call, accumulator: partial, into: gradient)
+        }
     }
 
     /// Pixels (or Winograd tiles) per register block of this instruction set's kernels.

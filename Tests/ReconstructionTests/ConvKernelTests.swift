@@ -219,9 +219,11 @@ final class ConvKernelTests: XCTestCase {
 
     /// The Winograd weight gradient (3x3x3 "same" layers, zero time padding as activations have)
     /// against a plain loop, on every instruction set the CPU has: several tile runs, 16 and 32
-    /// input channels, partial output blocks.
+    /// input channels, partial output blocks, F(2x2) and F(4x4).
     func testWinogradWeightGradientMatchesPlainLoops() {
-        for shape in [(cin: 16, cout: 20, out: (3, 4, 10)), (cin: 32, cout: 32, out: (2, 2, 70))] {
+        // The first two run F(2x2) (a width or height not a multiple of 4), the others F(4x4).
+        for shape in [(cin: 16, cout: 20, out: (3, 4, 10)), (cin: 32, cout: 32, out: (2, 2, 70)),
+                      (cin: 16, cout: 20, out: (3, 4, 12)), (cin: 32, cout: 32, out: (2, 4, 56))] {
             var rng = SplitMix(seed: UInt64(shape.cin + shape.cout))
             let (t, h, w) = shape.out
             let (tIn, hIn, wIn) = (t + 2, h + 2, w + 2)
@@ -248,6 +250,7 @@ final class ConvKernelTests: XCTestCase {
                                                   gradOutputStrides: (h * w * dyStride, w * dyStride, dyStride), outputChannels: shape.cout,
                                                   outputSize: shape.out)
                     XCTAssertTrue(Winograd.isEligible(call))
+                    XCTAssertEqual(Winograd4.isEligible(call), shape.out.1 % 4 == 0 && shape.out.2 % 4 == 0)
                     got.withUnsafeMutableBufferPointer { kernels.convWeightGradient(call, into: $0.baseAddress!) }
                 } }
                 let err = zip(got, want).map { abs($0 - $1) }.max()!
