@@ -68,6 +68,11 @@ final class RevSCIReconstructorTests: XCTestCase {
             for y in t.y0 ..< t.y1 { for x in t.x0 ..< t.x1 { covered[y * 62 + x] += 1 } }
         }
         XCTAssertFalse(covered.contains(0))
+        // With an image, and a halo, in multiples of 8, every window is one too (Winograd F(4x4)
+        // at the blocks' half resolution).
+        for t in TilePlan(height: 512, width: 520, core: 100, halo: 32).tiles {
+            XCTAssertTrue([t.y0, t.y1, t.x0, t.x1].allSatisfy { $0 % 8 == 0 }, "\(t)")
+        }
         // Blend weights of overlapping tiles sum to about one.
         for y in stride(from: 0, to: 100, by: 7) {
             let s = plan.tiles.filter { $0.x0 == 0 && y >= $0.y0 && y < $0.y1 }.map { plan.rampWeight(y, $0.y0, $0.y1, 100) }.reduce(0, +)

@@ -23,10 +23,11 @@ public struct TilePlan: Sendable {
         self.halo = halo
         func spans(_ n: Int) -> [(Int, Int)] {
             let count = max(1, (n + core - 1) / core)
-            // Equal cores, their edges rounded down to multiples of 4: with a halo that is one too,
-            // inner windows then have even sizes at the blocks' half resolution, which Winograd needs.
+            // Equal cores, their edges rounded down to multiples of 8: with a halo that is one too,
+            // inner windows then have sizes that are multiples of 4 at the blocks' half resolution,
+            // which Winograd F(4x4) needs (F(2x2) needs even ones).
             return (0 ..< count).map { i in
-                let a = (i * n / count) & ~3, b = i == count - 1 ? n : ((i + 1) * n / count) & ~3
+                let a = (i * n / count) & ~7, b = i == count - 1 ? n : ((i + 1) * n / count) & ~7
                 return (max(0, a - halo), min(n, b + halo))
             }
         }
