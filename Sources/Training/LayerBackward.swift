@@ -88,15 +88,20 @@ enum LayerBackward {
 
     /// dZ = dA * LReLU'(Z), in place on `grad`, reading the sign of Z from the stored output A
     /// (LeakyReLU with a positive slope keeps signs; Z = 0 takes the slope, as PyTorch does).
+    /// Rows are split across cores (it is a memory-bound pass over every activation), and the
+    /// select is branch-free so that it vectorises.
     static func leakyReLUBackward(_ grad: ActivationView, activation: ActivationView, slope: Float = 0.01) {
         precondition(grad.size == activation.size && grad.channels == activation.channels)
         let (t, h, w) = grad.size, gs = grad.strides, a = activation.strides, c = grad.channels
-        for ti in 0 ..< t {
-            for hi in 0 ..< h {
-                let g = grad.origin + ti * gs.t + hi * gs.h, x = activation.origin + ti * a.t + hi * a.h
+        let gradOrigin = grad.origin, activationOrigin = activation.origin
+        let rows = t * h, chunks = min(rows, Parallel.coreCount * 4)
+        Parallel.forEach(chunks) { k in
+            for row in (k * rows / chunks) ..< ((k + 1) * rows / chunks) {
+                let (ti, hi) = (row / h, row % h)
+                let g = gradOrigin + ti * gs.t + hi * gs.h, x = activationOrigin + ti * a.t + hi * a.h
                 for wi in 0 ..< w {
                     let gp = g + wi * gs.w, xp = x + wi * a.w
-                    for k in 0 ..< c where xp[k] <= 0 { gp[k] *= slope }
+                    for ch in 0 ..< c { gp[ch] = xp[ch] <= 0 ? gp[ch] * slope : gp[ch] }
                 }
             }
         }
