@@ -114,15 +114,7 @@ func convPixelBlock<V: SIMD & BitwiseCopyable, let P: Int>(
         let slope = call.leakySlope ?? 1
         for p in firstStore ..< P {
             let s = spilled + p * 16
-            let o = out + p * call.outputStrides.w
-            switch call.epilogue {
-            case .store:
-                for l in 0 ..< lanes { let x = s[l]; o[l] = x < 0 ? x * slope : x }
-            case .add:
-                for l in 0 ..< lanes { o[l] += s[l] }
-            case .subtract:
-                for l in 0 ..< lanes { o[l] -= s[l] }
-            }
+            applyEpilogue(call.epilogue, s, to: out + p * call.outputStrides.w, lanes: lanes, slope: slope)
         }
     }
 }
@@ -174,4 +166,18 @@ func convSteps<V: SIMD & BitwiseCopyable, let P: Int>(
         ip += 1
     }
     acc = a
+}
+
+/// Writes `lanes` finished outputs `s` (bias included) to `o` by the call's epilogue: store with
+/// LeakyReLU (slope 1: none), add into or subtract from what is there.
+@inlinable @inline(__always)
+func applyEpilogue(_ epilogue: ConvEpilogue, _ s: UnsafeMutablePointer<Float>, to o: UnsafeMutablePointer<Float>, lanes: Int, slope: Float) {
+    switch epilogue {
+    case .store:
+        for l in 0 ..< lanes { let x = s[l]; o[l] = x < 0 ? x * slope : x }
+    case .add:
+        for l in 0 ..< lanes { o[l] += s[l] }
+    case .subtract:
+        for l in 0 ..< lanes { o[l] -= s[l] }
+    }
 }

@@ -32,27 +32,28 @@ public enum AVX2Kernels {
 
     /// Winograd F(2x2, 3x3) work items with 6-tile x 16-channel register blocks.
     public static func winogradConvItems(_ call: ConvCall, items: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
-        KernelCore.winogradConvItems(SIMD16<Float>.self, tiles: Block.self, call, items: items, scratch: scratch)
+        KernelCore.winogradConvItems(Winograd.self, SIMD16<Float>.self, tiles: Block.self, call, weights: call.winogradWeights!,
+                                     items: items, scratch: scratch)
     }
 
     /// Winograd F(4x4, 3x3) work items (Block-count 4x4 tiles x 16 channels per register block).
     public static func winograd4ConvItems(_ call: ConvCall, weights: UnsafePointer<Float>, items: Range<Int>,
                                           scratch: UnsafeMutablePointer<Float>) {
-        KernelCore.winograd4ConvItems(SIMD16<Float>.self, tiles: Block.self, call, weights: weights, items: items, scratch: scratch)
+        KernelCore.winogradConvItems(Winograd4.self, SIMD16<Float>.self, tiles: Block.self, call, weights: weights, items: items, scratch: scratch)
     }
 
     /// Winograd weight-gradient work items, Block-count input channels x 16 outputs per register block.
     public static func winogradWeightGradientItems(_ call: WeightGradientCall, items: Range<Int>, scratch: UnsafeMutablePointer<Float>,
                                                    accumulator: UnsafeMutablePointer<Float>) {
-        KernelCore.winogradWeightGradientItems(SIMD16<Float>.self, channels: Block.self, call, items: items, scratch: scratch,
-                                               accumulator: accumulator)
+        KernelCore.winogradWeightGradientItems(Winograd.self, SIMD16<Float>.self, channels: Block.self, call, items: items,
+                                               scratch: scratch, accumulator: accumulator)
     }
 
     /// Winograd F(4x4) weight-gradient work items, Block-count input channels x 16 outputs per register block.
     public static func winograd4WeightGradientItems(_ call: WeightGradientCall, items: Range<Int>, scratch: UnsafeMutablePointer<Float>,
                                                     accumulator: UnsafeMutablePointer<Float>) {
-        KernelCore.winograd4WeightGradientItems(SIMD16<Float>.self, channels: Block.self, call, items: items, scratch: scratch,
-                                                accumulator: accumulator)
+        KernelCore.winogradWeightGradientItems(Winograd4.self, SIMD16<Float>.self, channels: Block.self, call, items: items,
+                                               scratch: scratch, accumulator: accumulator)
     }
 
     /// Weight-gradient rows (16-lane output blocks).

@@ -80,9 +80,7 @@ public enum KernelSet: String, Sendable, CaseIterable {
     /// stride-1 layer whose output overwrites its input), each row is computed into a per-thread
     /// scratch row and copied back, since a row's outputs depend on that row's inputs alone.
     public func conv(_ call: ConvCall, inPlace: Bool = false) {
-        if call.usesWinograd && Self.winogradEnabled && !inPlace {
-            return Self.winograd4Enabled && Winograd4.isEligible(call) ? winograd4Conv(call) : winogradConv(call)
-        }
+        if call.usesWinograd && Self.winogradEnabled && !inPlace { return winogradConv(call) }
         let rows = call.rowCount
         let chunks = min(Parallel.coreCount * Self.chunksPerCore, rows)
         Parallel.forEach(chunks) { k in
@@ -106,46 +104,39 @@ public enum KernelSet: String, Sendable, CaseIterable {
         }
     }
 
-    /// Winograd F(2x2, 3x3) for eligible 3x3x3 layers. `REVSCI_WINOGRAD=0` turns it off (every
-    /// layer then runs the direct kernel), for comparisons.
+    /// Winograd for eligible 3x3x3 layers. `REVSCI_WINOGRAD=0` turns it off (every layer then
+    /// runs the direct kernel), for comparisons.
     public static let winogradEnabled: Bool = ProcessInfo.processInfo.environment["REVSCI_WINOGRAD"] != "0"
-
-    func winogradConv(_ call: ConvCall) {
-        let items = Winograd.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
-        let chunks = min(Parallel.coreCount * Self.chunksPerCore, items)
-        let scratchCount = Winograd.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
-        Parallel.forEach(chunks) { k in
-            let range = (k * items / chunks) ..< ((k + 1) * items / chunks)
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
-            defer { scratch.deallocate() }
-            switch self {
-            case .avx512: AVX512Kernels.winogradConvItems(call, items: range, scratch: scratch)
-            case .avx2: AVX2Kernels.winogradConvItems(call, items: range, scratch: scratch)
-            case .generic: GenericKernels.winogradConvItems(call, items: range, scratch: scratch)
-            }
-        }
-    }
 
     /// Winograd F(4x4, 3x3), forward and weight gradient, where the output height and width are
     /// multiples of 4 (F(2x2) otherwise). `REVSCI_WINOGRAD4=0` keeps every Winograd layer on
     /// F(2x2), for comparisons.
     public static let winograd4Enabled: Bool = ProcessInfo.processInfo.environment["REVSCI_WINOGRAD4"] != "0"
 
-    func winograd4Conv(_ call: ConvCall) {
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: Winograd4.weightCount(call))
-        defer { u.deallocate() }
-        Winograd4.transformWeights(call, into: u)
-        let items = Winograd4.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
+    /// A Winograd forward call: F(4x4) with weights transformed for this call, or F(2x2) with the
+    /// layer's stored ones.
+    func winogradConv(_ call: ConvCall) {
+        let f4 = Self.winograd4Enabled && Winograd4.isEligible(call)
+        let transformed = f4 ? UnsafeMutablePointer<Float>.allocate(capacity: Winograd4.weightCount(call)) : nil
+        defer { transformed?.deallocate() }
+        if let transformed { Winograd4.transformWeights(call, into: transformed) }
+        let weights = transformed.map { UnsafePointer($0) } ?? call.winogradWeights!
+        let items = f4 ? Winograd4.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
+            : Winograd.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
         let chunks = min(Parallel.coreCount * Self.chunksPerCore, items)
-        let scratchCount = Winograd4.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
+        let scratchCount = f4 ? Winograd4.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
+            : Winograd.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
         Parallel.forEach(chunks) { k in
             let range = (k * items / chunks) ..< ((k + 1) * items / chunks)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { scratch.deallocate() }
-            switch self {
-            case .avx512: AVX512Kernels.winograd4ConvItems(call, weights: u, items: range, scratch: scratch)
-            case .avx2: AVX2Kernels.winograd4ConvItems(call, weights: u, items: range, scratch: scratch)
-            case .generic: GenericKernels.winograd4ConvItems(call, weights: u, items: range, scratch: scratch)
+            switch (self, f4) {
+            case (.avx512, false): AVX512Kernels.winogradConvItems(call, items: range, scratch: scratch)
+            case (.avx2, false): AVX2Kernels.winogradConvItems(call, items: range, scratch: scratch)
+            case (.generic, false): GenericKernels.winogradConvItems(call, items: range, scratch: scratch)
+            case (.avx512, true): AVX512Kernels.winograd4ConvItems(call, weights: weights, items: range, scratch: scratch)
+            case (.avx2, true): AVX2Kernels.winograd4ConvItems(call, weights: weights, items: range, scratch: scratch)
+            case (.generic, true): GenericKernels.winograd4ConvItems(call, weights: weights, items: range, scratch: scratch)
             }
         }
     }

@@ -125,10 +125,10 @@ final class ConvKernelTests: XCTestCase {
             defer { scratch.deallocate() }
             let items = 0 ..< Winograd.itemCount(outputSize: c.outputSize, blockTiles: p)
             switch p {
-            case 1: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<1, Int>.self, c, items: items, scratch: scratch)
-            case 2: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<2, Int>.self, c, items: items, scratch: scratch)
-            case 6: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<6, Int>.self, c, items: items, scratch: scratch)
-            default: winogradConvItems(SIMD16<Float>.self, tiles: InlineArray<14, Int>.self, c, items: items, scratch: scratch)
+            case 1: winogradConvItems(Winograd.self, SIMD16<Float>.self, tiles: InlineArray<1, Int>.self, c, weights: c.winogradWeights!, items: items, scratch: scratch)
+            case 2: winogradConvItems(Winograd.self, SIMD16<Float>.self, tiles: InlineArray<2, Int>.self, c, weights: c.winogradWeights!, items: items, scratch: scratch)
+            case 6: winogradConvItems(Winograd.self, SIMD16<Float>.self, tiles: InlineArray<6, Int>.self, c, weights: c.winogradWeights!, items: items, scratch: scratch)
+            default: winogradConvItems(Winograd.self, SIMD16<Float>.self, tiles: InlineArray<14, Int>.self, c, weights: c.winogradWeights!, items: items, scratch: scratch)
             }
         }
     }
@@ -148,10 +148,10 @@ final class ConvKernelTests: XCTestCase {
             defer { scratch.deallocate() }
             let items = 0 ..< Winograd4.itemCount(outputSize: c.outputSize, blockTiles: p)
             switch p {
-            case 1: winograd4ConvItems(SIMD16<Float>.self, tiles: InlineArray<1, Int>.self, c, weights: u, items: items, scratch: scratch)
-            case 2: winograd4ConvItems(SIMD16<Float>.self, tiles: InlineArray<2, Int>.self, c, weights: u, items: items, scratch: scratch)
-            case 6: winograd4ConvItems(SIMD16<Float>.self, tiles: InlineArray<6, Int>.self, c, weights: u, items: items, scratch: scratch)
-            default: winograd4ConvItems(SIMD16<Float>.self, tiles: InlineArray<14, Int>.self, c, weights: u, items: items, scratch: scratch)
+            case 1: winogradConvItems(Winograd4.self, SIMD16<Float>.self, tiles: InlineArray<1, Int>.self, c, weights: u, items: items, scratch: scratch)
+            case 2: winogradConvItems(Winograd4.self, SIMD16<Float>.self, tiles: InlineArray<2, Int>.self, c, weights: u, items: items, scratch: scratch)
+            case 6: winogradConvItems(Winograd4.self, SIMD16<Float>.self, tiles: InlineArray<6, Int>.self, c, weights: u, items: items, scratch: scratch)
+            default: winogradConvItems(Winograd4.self, SIMD16<Float>.self, tiles: InlineArray<14, Int>.self, c, weights: u, items: items, scratch: scratch)
             }
         }
         // Heights or widths that are not multiples of 4 stay on F(2x2).
