@@ -58,8 +58,8 @@ public enum Winograd4: WinogradTiling {
         }
     }
 
-    /// G applied to one 3-vector: the kernel's values at the points 0, -1, 1, 1/2, -1/2 (scaled
-    /// as A^T and B^T expect) and its leading coefficient.
+    /// G applied to one 3-vector g (a polynomial g0 + g1 x + g2 x^2): its values at the points
+    /// 0, 1, -1, 2, -2 (scaled as A^T and B^T expect) and its leading coefficient (the point at infinity).
     @inline(__always)
     static func interpolate(_ g0: SIMD16<Float>, _ g1: SIMD16<Float>, _ g2: SIMD16<Float>) -> InlineArray<6, SIMD16<Float>> {
         let even = g0 + g2
