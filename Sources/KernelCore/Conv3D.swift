@@ -68,7 +68,7 @@ public struct ConvCall: @unchecked Sendable {
         self.winogradWeights = winogradWeights
     }
 
-    /// Whether this call runs as Winograd F(2x2, 3x3).
+    /// Whether this call runs as Winograd (F(4x4) where Winograd4.isEligible, else F(2x2)).
     public var usesWinograd: Bool {
         winogradWeights != nil
             && Winograd.isEligible(kernel: kernel, stride: stride, inputChannels: inputChannels, outputSize: outputSize)

@@ -121,11 +121,10 @@ public enum KernelSet: String, Sendable, CaseIterable {
         defer { transformed?.deallocate() }
         if let transformed { Winograd4.transformWeights(call, into: transformed) }
         let weights = transformed.map { UnsafePointer($0) } ?? call.winogradWeights!
-        let items = f4 ? Winograd4.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
-            : Winograd.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
+        let tiling: any WinogradTiling.Type = f4 ? Winograd4.self : Winograd.self
+        let items = tiling.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
         let chunks = min(Parallel.coreCount * Self.chunksPerCore, items)
-        let scratchCount = f4 ? Winograd4.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
-            : Winograd.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
+        let scratchCount = tiling.scratchCount(inputChannels: call.inputChannels, outputSize: call.outputSize)
         Parallel.forEach(chunks) { k in
             let range = (k * items / chunks) ..< ((k + 1) * items / chunks)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
@@ -145,11 +144,10 @@ public enum KernelSet: String, Sendable, CaseIterable {
     /// private accumulators, merged, then transformed back to 3x3x3 taps.
     func winogradWeightGradient(_ call: WeightGradientCall, into gradient: UnsafeMutablePointer<Float>) {
         let f4 = Self.winograd4Enabled && Winograd4.isEligible(call)
-        let items = f4 ? Winograd4.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
-            : Winograd.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
+        let tiling: any WinogradTiling.Type = f4 ? Winograd4.self : Winograd.self
+        let items = tiling.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
         let chunks = min(Parallel.coreCount, items)
-        let n = f4 ? Winograd4.weightGradientAccumulatorCount(call) : Winograd.weightGradientAccumulatorCount(call)
-        let scratchCount = f4 ? Winograd4.weightGradientScratchCount(call) : Winograd.weightGradientScratchCount(call)
+        let n = tiling.weightGradientAccumulatorCount(call), scratchCount = tiling.weightGradientScratchCount(call)
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: chunks * n)
         partial.initialize(repeating: 0, count: chunks * n)
         defer { partial.deallocate() }
@@ -168,11 +166,7 @@ public enum KernelSet: String, Sendable, CaseIterable {
             }
         }
         for k in 1 ..< max(chunks, 1) { for i in 0 ..< n { partial[i] += partial[k * n + i] } }
-        if f4 {
-            Winograd4.finishWeightGradient(call, accumulator: partial, into: gradient)
-        } else {
-            Winograd.finishWeightGradient(call, accumulator: partial, into: gradient)
-        }
+        tiling.finishWeightGradient(call, accumulator: partial, into: gradient)
     }
 
     /// Pixels (or Winograd tiles) per register block of this instruction set's kernels.
