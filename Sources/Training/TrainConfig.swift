@@ -37,12 +37,17 @@ public struct TrainConfig: Codable, Sendable {
     /// that `--resume` starts from when the run folder has no checkpoint yet: lets training
     /// continue on a fresh machine.
     public var initialCheckpoint: String?
+    /// Decay of an exponential moving average of the weights, updated after every step
+    /// (average += (1 - decay) * (weights - average)), or nil for none. Adam's iterates wander
+    /// around the minimum by the learning rate; their average sits closer to it, so the average
+    /// is validated beside the weights and is what a run ships.
+    public var emaDecay: Double?
 
     enum CodingKeys: String, CodingKey {
         case name, architecture, frames, crop, batch, mode, data, mask, output, seed, steps
         case learningRate = "learning_rate", checkpointEvery = "checkpoint_every", validateEvery = "validate_every"
         case validationData = "validation_data", initialCheckpoint = "initial_checkpoint", randomMasks = "random_masks"
-        case maskFraction = "mask_fraction", exposure
+        case maskFraction = "mask_fraction", exposure, emaDecay = "ema_decay"
     }
 
     public init(name: String, architecture: ModelArchitecture, output: String) {
@@ -72,6 +77,7 @@ public struct TrainConfig: Codable, Sendable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
         validationData = try c.decodeIfPresent(String.self, forKey: .validationData) ?? validationData
         initialCheckpoint = try c.decodeIfPresent(String.self, forKey: .initialCheckpoint)
+        emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay)
     }
 
     public static func load(_ url: URL) throws -> TrainConfig {
@@ -85,6 +91,9 @@ public struct TrainConfig: Codable, Sendable {
         }
         if config.maskFraction != 1, config.mask == nil {
             throw SCIError("training config \(url.lastPathComponent): mask_fraction needs a fixed mask (\"mask\") to mix in")
+        }
+        if let d = config.emaDecay, !(d > 0 && d < 1) {
+            throw SCIError("training config \(url.lastPathComponent): ema_decay must lie strictly between 0 and 1, got \(d)")
         }
         return config
     }

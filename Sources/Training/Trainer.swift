@@ -10,6 +10,8 @@ public final class Trainer: @unchecked Sendable {
     public private(set) var parameters: [String: [Float]]
     public private(set) var optimizer: Adam
     public private(set) var step: Int
+    /// The moving average of the weights (config `ema_decay`), or nil when the run keeps none.
+    public private(set) var average: [String: [Float]]?
     let shapes: [(name: String, shape: [Int])]
     let data: TrainingData
     let runDirectory: URL
@@ -18,6 +20,7 @@ public final class Trainer: @unchecked Sendable {
 
     public var weightsURL: URL { runDirectory.appendingPathComponent("weights.safetensors") }
     var optimizerURL: URL { runDirectory.appendingPathComponent("optimizer.safetensors") }
+    public var averageURL: URL { runDirectory.appendingPathComponent("average.safetensors") }
     public var logURL: URL { runDirectory.appendingPathComponent("log.jsonl") }
 
     /// Starts a run, or with `resume` continues from the run folder's last checkpoint.
@@ -42,6 +45,10 @@ public final class Trainer: @unchecked Sendable {
             for name in ["weights.safetensors", "optimizer.safetensors"] {
                 try FileManager.default.copyItem(at: dir.appendingPathComponent(name), to: runDirectory.appendingPathComponent(name))
             }
+            let averageFile = dir.appendingPathComponent("average.safetensors")
+            if FileManager.default.fileExists(atPath: averageFile.path) {
+                try FileManager.default.copyItem(at: averageFile, to: runDirectory.appendingPathComponent("average.safetensors"))
+            }
         }
         if resume, FileManager.default.fileExists(atPath: weightsFile.path) {
             let w = try SafetensorsFile.decode([UInt8](try Data(contentsOf: weightsFile)))
@@ -63,6 +70,19 @@ public final class Trainer: @unchecked Sendable {
             optimizer = Adam(learningRate: config.learningRate)
             step = 0
         }
+        if config.emaDecay != nil {
+            // A run that kept no average yet (or predates it) starts the average at its weights.
+            average = parameters
+            let file = runDirectory.appendingPathComponent("average.safetensors")
+            if resume, FileManager.default.fileExists(atPath: file.path) {
+                let a = try SafetensorsFile.decode([UInt8](try Data(contentsOf: file)))
+                let loaded = Dictionary(uniqueKeysWithValues: a.tensors.map { ($0.name, $0.array.floats()) })
+                for (name, shape) in shapes where loaded[name]?.count != shape.reduce(1, *) {
+                    throw SCIError("weight average in \(runDirectory.path) does not fit this architecture (parameter \(name))")
+                }
+                average = loaded
+            }
+        }
         if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         log = try FileHandle(forWritingTo: logURL)
         try log?.seekToEnd()
@@ -70,11 +90,23 @@ public final class Trainer: @unchecked Sendable {
 
     public var clipSummary: String { "\(data.clips.count) clips, \(data.windowCount) windows of \(config.frames) frames" }
 
-    func weightArrays() -> [String: NumericArray] {
-        Dictionary(uniqueKeysWithValues: shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: parameters[$0.name]!)) })
+    /// The weights (or, with `averaged`, their moving average) as named arrays.
+    func weightArrays(averaged: Bool = false) -> [String: NumericArray] {
+        let source = averaged ? average ?? parameters : parameters
+        return Dictionary(uniqueKeysWithValues: shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: source[$0.name]!)) })
     }
 
     public func network() throws -> RevSCINetwork { try RevSCINetwork(weights: weightArrays()) }
+
+    /// average += (1 - decay) * (weights - average), for every parameter.
+    func updateAverage(decay: Float) {
+        guard average != nil else { return }
+        for (name, p) in parameters {
+            average![name]!.withUnsafeMutableBufferPointer { a in
+                for i in a.indices { a[i] += (1 - decay) * (p[i] - a[i]) }
+            }
+        }
+    }
 
     /// One optimizer step on one batch; returns the mean loss.
     public func trainStep() throws -> Double {
@@ -95,6 +127,7 @@ public final class Trainer: @unchecked Sendable {
             flat[layer + ".bias"] = g.bias
         }
         optimizer.update(&parameters, gradients: flat)
+        if let decay = config.emaDecay { updateAverage(decay: Float(decay)) }
         step += 1
         return loss / Double(config.batch)
     }
@@ -103,11 +136,17 @@ public final class Trainer: @unchecked Sendable {
         ModelConfig(name: config.name, description: "training run \(config.output)", architecture: config.architecture, frames: config.frames)
     }
 
-    /// Writes weights and optimizer state atomically (temporary file, then rename).
+    /// Writes weights, optimizer state and the weight average atomically (temporary file, then rename).
     public func saveCheckpoint() throws {
         let meta = ["step": String(step), "name": config.name, "layout": config.architecture.layout.rawValue,
                     "num_block": String(config.architecture.numBlocks), "num_group": String(config.architecture.numGroups)]
         let weights = SafetensorsFile.encode(shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: parameters[$0.name]!)) }, metadata: meta)
+        if let average, let decay = config.emaDecay {
+            var averageMeta = meta
+            averageMeta["ema_decay"] = String(decay)
+            try Self.atomicWrite(SafetensorsFile.encode(shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: average[$0.name]!)) }, metadata: averageMeta),
+                                 to: averageURL)
+        }
         var moments: [(name: String, array: NumericArray)] = []
         for (name, shape) in shapes {
             if let m = optimizer.m[name] { moments.append(("m." + name, NumericArray(shape: shape, float32: m))) }
@@ -130,13 +169,13 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
-    /// Benchmark-protocol PSNR/SSIM of the current weights on the validation folder.
-    public func validate() throws -> [BenchmarkProtocol.SceneResult] {
+    /// Benchmark-protocol PSNR/SSIM of the current weights (or their moving average) on the validation folder.
+    public func validate(averaged: Bool = false) throws -> [BenchmarkProtocol.SceneResult] {
         guard let folder = config.validationData else { return [] }
         let dir = URL(fileURLWithPath: folder)
         let maskURL = dir.appendingPathComponent("mask.mat")
         let mask = try BenchmarkProtocol.loadMask(maskURL)
-        let reconstructor = try RevSCIReconstructor(config: modelConfig, weights: weightArrays())
+        let reconstructor = try RevSCIReconstructor(config: modelConfig, weights: weightArrays(averaged: averaged))
         return try BenchmarkProtocol.sceneFiles(in: dir, excluding: maskURL).map {
             try BenchmarkProtocol.run(try BenchmarkProtocol.loadScene($0), mask: mask, reconstructor: reconstructor)
         }

@@ -11,8 +11,9 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a RevSCI model (reversible or plain backprop) from a training config.",
         discussion: """
         Reads configs/train/*.json (architecture, crop, batch, learning rate, steps, data folder,
-        run folder). Prints a progress line per step, writes checkpoints (weights.safetensors and
-        optimizer.safetensors in the run folder) every checkpoint_every steps and on SIGINT/SIGTERM,
+        run folder). Prints a progress line per step, writes checkpoints (weights.safetensors,
+        optimizer.safetensors and, with ema_decay, the weight average average.safetensors in the
+        run folder) every checkpoint_every steps and on SIGINT/SIGTERM,
         scores the benchmark scenes every validate_every steps, and appends everything to
         log.jsonl. --resume continues from the last checkpoint after a kill.
         """
@@ -67,13 +68,16 @@ struct TrainCommand: ParsableCommand {
         say("checkpoint at step \(trainer.step): \(trainer.weightsURL.path)")
     }
 
+    /// Scores the weights and, when the run keeps one, their moving average (logged as ema_psnr_*, ema_ssim_*).
     func validate(_ trainer: Trainer) throws {
-        let results = try trainer.validate()
-        guard !results.isEmpty else { return }
-        let line = results.map { String(format: "%@ %.2f dB / %.4f", $0.scene, $0.meanPSNR, $0.meanSSIM) }.joined(separator: ", ")
-        say("validation at step \(trainer.step): \(line)")
         var record: [String: Any] = ["step": trainer.step, "time": Date().timeIntervalSince1970]
-        for r in results { record["psnr_\(r.scene)"] = r.meanPSNR; record["ssim_\(r.scene)"] = r.meanSSIM }
+        for (averaged, prefix) in [(false, ""), (true, "ema_")] where !averaged || trainer.average != nil {
+            let results = try trainer.validate(averaged: averaged)
+            guard !results.isEmpty else { return }
+            let line = results.map { String(format: "%@ %.2f dB / %.4f", $0.scene, $0.meanPSNR, $0.meanSSIM) }.joined(separator: ", ")
+            say("validation at step \(trainer.step)\(averaged ? " (weight average)" : ""): \(line)")
+            for r in results { record["\(prefix)psnr_\(r.scene)"] = r.meanPSNR; record["\(prefix)ssim_\(r.scene)"] = r.meanSSIM }
+        }
         trainer.appendLog(record)
     }
 

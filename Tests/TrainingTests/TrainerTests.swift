@@ -104,6 +104,50 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try seeded.trainStep(), next, accuracy: 1e-9 * max(1, next))
     }
 
+    /// With ema_decay the run keeps average += (1 - decay) (weights - average) from its starting
+    /// weights, checkpoints it and resumes it; without, it keeps and writes none.
+    func testWeightAverageFollowsTheWeightsAndResumes() throws {
+        let data = try makeData()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-ema-\(UUID().uuidString)")
+        var cfg = config(data, output: out)
+        cfg.emaDecay = 0.75
+        let trainer = try Trainer(config: cfg, resume: false)
+        var expected = trainer.parameters
+        XCTAssertEqual(trainer.average, expected)
+        for _ in 0 ..< 4 {
+            _ = try trainer.trainStep()
+            for (name, p) in trainer.parameters { expected[name] = zip(expected[name]!, p).map { a, w in a + 0.25 * (w - a) } }
+        }
+        let average = try XCTUnwrap(trainer.average)
+        var lag: Float = 0
+        for (name, e) in expected {
+            for (a, b) in zip(average[name]!, e) { XCTAssertEqual(a, b, accuracy: 1e-6 * max(1, abs(b))) }
+            lag = max(lag, zip(average[name]!, trainer.parameters[name]!).map { abs($0 - $1) }.max()!)
+        }
+        XCTAssertGreaterThan(lag, 0, "the average lags the weights")
+        try trainer.saveCheckpoint()
+        let resumed = try Trainer(config: cfg, resume: true)
+        XCTAssertEqual(resumed.average, average)
+        XCTAssertNotEqual(resumed.weightArrays(averaged: true)["conv1.0.weight"]?.floats(), resumed.weightArrays()["conv1.0.weight"]?.floats())
+
+        // A fresh machine seeded from the snapshot folder takes the average along.
+        var fresh = cfg
+        fresh.output = out.appendingPathComponent("elsewhere").path
+        fresh.initialCheckpoint = out.path
+        XCTAssertEqual(try Trainer(config: fresh, resume: true).average, average)
+
+        let plainOut = out.appendingPathComponent("plain")
+        let plain = try Trainer(config: config(data, output: plainOut), resume: false)
+        _ = try plain.trainStep()
+        try plain.saveCheckpoint()
+        XCTAssertNil(plain.average)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: plain.averageURL.path))
+
+        let bad = out.appendingPathComponent("c.json")
+        try Data(#"{"name": "x", "architecture": {"layout": "multigroup", "num_block": 2, "num_group": 2, "color": false}, "output": "o", "ema_decay": 1}"#.utf8).write(to: bad)
+        XCTAssertThrowsError(try TrainConfig.load(bad)) { XCTAssertTrue("\($0)".contains("ema_decay"), "\($0)") }
+    }
+
     /// A fixed mask is cut at a random window; with mask_fraction below 1 the other samples draw
     /// fresh random masks, and a fraction outside [0, 1] is refused.
     func testFixedMaskFractionMixesTheCameraMaskWithRandomOnes() throws {
