@@ -36,7 +36,7 @@ public final class Trainer: @unchecked Sendable {
             fixedMask = try SCIInput.mask(try ReconstructionInput.pick(file, ReconstructionInput.maskNames, what: "mask"), order: file.planeOrder)
         }
         data = try TrainingData(directory: URL(fileURLWithPath: config.data), frames: config.frames, crop: config.crop, fixedMask: fixedMask, fixedMaskFraction: config.maskFraction,
-                                    randomMasks: config.randomMasks, exposure: config.exposure)
+                                    randomMasks: config.randomMasks, exposure: config.exposure, motion: config.motion)
         let weightsFile = runDirectory.appendingPathComponent("weights.safetensors")
         let optimizerFile = runDirectory.appendingPathComponent("optimizer.safetensors")
         if resume, !FileManager.default.fileExists(atPath: weightsFile.path), let initial = config.initialCheckpoint {

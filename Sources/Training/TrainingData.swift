@@ -37,6 +37,34 @@ public final class TrainingData: @unchecked Sendable {
         var isValid: Bool { gain.count == 2 && gain[0] > 0 && gain[0] <= gain[1] && (0 ... 1).contains(invert) }
     }
 
+    /// Motion augmentation: the clip media move slowly and everywhere at once (stills pan at
+    /// 0.3-3 px/frame, the videos' cameras mostly pan), while benchmark and lab scenes often hold
+    /// a still background with one fast object (Drop), or limbs moving many pixels per frame
+    /// (Runner). `frameStride`: a window takes every k-th frame, k uniform in 1...frameStride
+    /// (faster motion, never across a cut since files are cut-free). `still`: probability that
+    /// the window's first frame is held for all T frames. `object`: probability that a rigid
+    /// elliptical patch of another clip crosses the crop at up to `objectSpeed` px/frame.
+    public struct Motion: Codable, Sendable, Equatable {
+        public var frameStride: Int
+        public var still: Double
+        public var object: Double
+        public var objectSpeed: Double
+
+        public init(frameStride: Int, still: Double, object: Double, objectSpeed: Double) {
+            self.frameStride = frameStride
+            self.still = still
+            self.object = object
+            self.objectSpeed = objectSpeed
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case still, object
+            case frameStride = "frame_stride", objectSpeed = "object_speed"
+        }
+
+        var isValid: Bool { frameStride >= 1 && (0 ... 1).contains(still) && (0 ... 1).contains(object) && objectSpeed >= 0 && objectSpeed <= 64 }
+    }
+
     public struct Clip {
         public let name: String
         public let frames: Int
@@ -57,11 +85,13 @@ public final class TrainingData: @unchecked Sendable {
     public let fixedMaskFraction: Double
     /// Exposure augmentation, or nil for the clips' own intensities.
     public let exposure: Exposure?
+    /// Motion augmentation, or nil for the clips' own motion.
+    public let motion: Motion?
     /// Cumulative counts of valid T-frame windows, for sampling files in proportion to them.
     let cumulativeWindows: [Int]
 
     public init(directory: URL, frames: Int, crop: Int, fixedMask: MaskStack? = nil, fixedMaskFraction: Double = 1,
-                randomMasks: RandomMasks = .independent, exposure: Exposure? = nil) throws {
+                randomMasks: RandomMasks = .independent, exposure: Exposure? = nil, motion: Motion? = nil) throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".npy") }.sorted()
         var clips: [Clip] = []
         for name in names {
@@ -89,6 +119,10 @@ public final class TrainingData: @unchecked Sendable {
             throw SCIError("exposure augmentation needs gain [min, max] with 0 < min <= max and invert in [0, 1], got gain \(exposure.gain), invert \(exposure.invert)")
         }
         self.exposure = exposure
+        if let motion, !motion.isValid {
+            throw SCIError("motion augmentation needs frame_stride >= 1, still and object in [0, 1] and object_speed in [0, 64], got \(motion)")
+        }
+        self.motion = motion
         var total = 0
         cumulativeWindows = clips.map { total += $0.frames - frames + 1; return total }
     }
@@ -101,12 +135,19 @@ public final class TrainingData: @unchecked Sendable {
         let pick = Int.random(in: 0 ..< windowCount, using: &rng)
         let c = cumulativeWindows.firstIndex { $0 > pick }!
         let clip = clips[c]
-        let start = pick - (c == 0 ? 0 : cumulativeWindows[c - 1])
+        var start = pick - (c == 0 ? 0 : cumulativeWindows[c - 1])
         let y0 = Int.random(in: 0 ... clip.height - crop, using: &rng), x0 = Int.random(in: 0 ... clip.width - crop, using: &rng)
         let flipH = Bool.random(using: &rng), flipV = Bool.random(using: &rng), reverseTime = Bool.random(using: &rng)
+        // Drawn only with motion augmentation, so runs without it keep their sample streams.
+        var stride = 1, still = false
+        if let motion {
+            stride = max(1, min(Int.random(in: 1 ... motion.frameStride, using: &rng), (clip.frames - 1) / max(frames - 1, 1)))
+            start = min(start, clip.frames - 1 - (frames - 1) * stride)
+            still = Double.random(in: 0 ..< 1, using: &rng) < motion.still
+        }
         var video = [Float](repeating: 0, count: frames * crop * crop)
         for t in 0 ..< frames {
-            let ft = start + (reverseTime ? frames - 1 - t : t)
+            let ft = still ? start : start + (reverseTime ? frames - 1 - t : t) * stride
             for r in 0 ..< crop {
                 let sr = y0 + (flipV ? crop - 1 - r : r)
                 let src = (ft * clip.height + sr) * clip.width + x0
@@ -115,6 +156,9 @@ public final class TrainingData: @unchecked Sendable {
                     video[(t * crop + r) * crop + x] = Float(clip.pixels[src + sx]) / 255
                 }
             }
+        }
+        if let motion, Double.random(in: 0 ..< 1, using: &rng) < motion.object {
+            addMovingObject(to: &video, speed: motion.objectSpeed, using: &rng)
         }
         let mask: MaskStack
         // Drawn only when it decides something, so runs without a fixed mask or a fraction keep their sample streams.
@@ -139,6 +183,36 @@ public final class TrainingData: @unchecked Sendable {
         let truth = try Video(frames: frames, height: crop, width: crop, pixels: video)
         let y = try SensingModel(mask: mask).measure(truth)
         return (try prepare(y, mask), video, mask)
+    }
+
+    /// Pastes a rigid ellipse cut from a random frame of a random clip over every frame of
+    /// `video`, translated by v (t - (T-1)/2) pixels in frame t: a foreground object crossing
+    /// the crop at a constant velocity |v| <= speed, in front of whatever the window shows.
+    func addMovingObject(to video: inout [Float], speed: Double, using rng: inout SeededGenerator) {
+        let source = clips[Int.random(in: 0 ..< clips.count, using: &rng)]
+        let frame = Int.random(in: 0 ..< source.frames, using: &rng)
+        let sy = Int.random(in: 0 ... source.height - crop, using: &rng), sx = Int.random(in: 0 ... source.width - crop, using: &rng)
+        let radius = Double(crop)
+        let a = Double.random(in: radius / 12 ... radius / 3, using: &rng), b = Double.random(in: radius / 12 ... radius / 3, using: &rng)
+        let angle = Double.random(in: 0 ..< .pi, using: &rng)
+        let cy = Double.random(in: 0 ..< radius, using: &rng), cx = Double.random(in: 0 ..< radius, using: &rng)
+        let v = Double.random(in: 0 ... speed, using: &rng), direction = Double.random(in: 0 ..< 2 * .pi, using: &rng)
+        let (cosA, sinA) = (cos(angle), sin(angle))
+        for t in 0 ..< frames {
+            let shift = Double(t) - Double(frames - 1) / 2
+            let dy = Int((v * sin(direction) * shift).rounded()), dx = Int((v * cos(direction) * shift).rounded())
+            for r in 0 ..< crop {
+                for x in 0 ..< crop {
+                    // The object's own coordinates: where this pixel was at the window's centre time.
+                    let oy = r - dy, ox = x - dx
+                    let ey = Double(oy) - cy, ex = Double(ox) - cx
+                    let u = (ex * cosA + ey * sinA) / a, w = (ey * cosA - ex * sinA) / b
+                    guard u * u + w * w <= 1 else { continue }
+                    let py = min(max(sy + oy, 0), source.height - 1), px = min(max(sx + ox, 0), source.width - 1)
+                    video[(t * crop + r) * crop + x] = Float(source.pixels[(frame * source.height + py) * source.width + px]) / 255
+                }
+            }
+        }
     }
 
     /// (T, size, size) values of one random binary pattern, frame t shifted by t pixels along a

@@ -104,6 +104,57 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try seeded.trainStep(), next, accuracy: 1e-9 * max(1, next))
     }
 
+    /// Motion augmentation: windows at frame strides up to frame_stride (never past the file's
+    /// end), held still frames, and a rigid object pasted over them that moves only at speed > 0.
+    func testMotionAugmentationStridesHoldsAndAddsMovingObjects() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-motion-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // Clip 0: every pixel of frame f is 3 f (strides show in the values); clip 1: all 255.
+        let (f, h, w) = (30, 20, 20)
+        let ramp = (0 ..< f * h * w).map { UInt8(3 * ($0 / (h * w))) }
+        try Data(NPY.encode(NumericArray(shape: [f, h, w], storage: .uint8(ramp)))).write(to: dir.appendingPathComponent("a.npy"))
+        try Data(NPY.encode(NumericArray(shape: [f, h, w], storage: .uint8([UInt8](repeating: 255, count: f * h * w))))).write(to: dir.appendingPathComponent("b.npy"))
+        let prepare: (Snapshot, MaskStack) throws -> [Float] = { y, _ in y.pixels }
+        let plane = 16 * 16
+        func frames(_ v: [Float]) -> [[Float]] { (0 ..< 8).map { Array(v[$0 * plane ..< ($0 + 1) * plane]) } }
+
+        var strides = Set<Int>()
+        let strided = try TrainingData(directory: dir, frames: 8, crop: 16, motion: .init(frameStride: 3, still: 0, object: 0, objectSpeed: 0))
+        for i in 0 ..< 60 {
+            let v = frames(try strided.sample(step: i, index: 0, seed: 1, prepare: prepare).target)
+            guard v[0][0] != 1, v[1][0] != 1 else { continue }  // clip b
+            let step = Int((abs(v[1][0] - v[0][0]) * 255 / 3).rounded())
+            for t in 1 ..< 8 { XCTAssertEqual(abs(v[t][0] - v[t - 1][0]) * 255 / 3, Float(step), accuracy: 1e-3) }
+            strides.insert(step)
+        }
+        XCTAssertEqual(strides, [1, 2, 3])
+
+        let held = try TrainingData(directory: dir, frames: 8, crop: 16, motion: .init(frameStride: 1, still: 1, object: 0, objectSpeed: 0))
+        for i in 0 ..< 10 {
+            let v = frames(try held.sample(step: i, index: 0, seed: 2, prepare: prepare).target)
+            XCTAssertTrue(v.allSatisfy { $0 == v[0] })
+        }
+
+        // Held frames of clip a under objects (of clip b: 1s): two values in all, moving only when speed > 0.
+        for speed in [0.0, 4.0] {
+            let objects = try TrainingData(directory: dir, frames: 8, crop: 16, motion: .init(frameStride: 1, still: 1, object: 1, objectSpeed: speed))
+            var seen = 0, moved = 0
+            for i in 0 ..< 40 {
+                let v = frames(try objects.sample(step: i, index: 0, seed: 3, prepare: prepare).target)
+                let background = v[0].filter { $0 < 1 }
+                guard !background.isEmpty else { continue }
+                XCTAssertLessThanOrEqual(Set(v.joined()).count, 2, "only the held frame and the object (one frame of one clip)")
+                if v.contains(where: { $0.contains(1) }) { seen += 1 }
+                if v.contains(where: { $0 != v[0] }) { moved += 1 }
+            }
+            XCTAssertGreaterThan(seen, 0)
+            if speed == 0 { XCTAssertEqual(moved, 0) } else { XCTAssertGreaterThan(moved, 0) }
+        }
+        XCTAssertThrowsError(try TrainingData(directory: dir, frames: 8, crop: 16, motion: .init(frameStride: 0, still: 0, object: 0, objectSpeed: 0))) {
+            XCTAssertTrue("\($0)".contains("frame_stride"), "\($0)")
+        }
+    }
+
     /// With ema_decay the run keeps average += (1 - decay) (weights - average) from its starting
     /// weights, checkpoints it and resumes it; without, it keeps and writes none.
     func testWeightAverageFollowsTheWeightsAndResumes() throws {
