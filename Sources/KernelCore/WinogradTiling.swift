@@ -77,14 +77,15 @@ extension WinogradTiling {
         call.outputSize.t * positions * maxTilesPerItem * (call.inputChannels + call.outputBlocks * 16)
     }
 
-    /// Adds G^T M G of the summed accumulator into `gradient` ([o][c][3][3][3], PyTorch order).
+    /// Adds G^T M G of the summed accumulator into `gradient` ([o][c][3][3][3], PyTorch order),
+    /// for input channels `channels` (disjoint ranges may run on different threads).
     public static func finishWeightGradient(_ call: WeightGradientCall, accumulator m: UnsafePointer<Float>,
-                                            into gradient: UnsafeMutablePointer<Float>) {
+                                            into gradient: UnsafeMutablePointer<Float>, channels: Range<Int>) {
         let cin = call.inputChannels, width = call.outputBlocks * 16, side = tileSide + 2, n = positions
         let gt = filterTransposed
         var x = [Float](repeating: 0, count: n), rows = [Float](repeating: 0, count: 3 * side)
         for kt in 0 ..< 3 {
-            for c in 0 ..< cin {
+            for c in channels {
                 for o in 0 ..< call.outputChannels {
                     for xi in 0 ..< n { x[xi] = m[((kt * n + xi) * cin + c) * width + o] }
                     // G^T on the rows (3 x side), then G on the columns.

@@ -67,23 +67,33 @@ enum LayerBackward {
         addBiasGradient(gradOutput, into: &grad.bias)
     }
 
-    /// db += sum over every pixel of dY, per channel.
+    /// db += sum over every pixel of dY, per channel: rows summed in Float, row sums in Double,
+    /// rows split across cores (one partial total per chunk, added in chunk order).
     static func addBiasGradient(_ gradOutput: ActivationView, into bias: inout [Float]) {
         let (t, h, w) = gradOutput.size, s = gradOutput.strides, c = gradOutput.channels
-        var total = [Double](repeating: 0, count: c)
-        var row = [Float](repeating: 0, count: c)
-        for ti in 0 ..< t {
-            for hi in 0 ..< h {
-                for k in 0 ..< c { row[k] = 0 }
-                let base = gradOutput.origin + ti * s.t + hi * s.h
-                for wi in 0 ..< w {
-                    let px = base + wi * s.w
-                    for k in 0 ..< c { row[k] += px[k] }
+        let rows = t * h, chunks = min(rows, Parallel.coreCount * 4), origin = gradOutput.origin
+        var partials = [Double](repeating: 0, count: chunks * c)
+        partials.withUnsafeMutableBufferPointer { buffer in
+            let totals = buffer.baseAddress!
+            Parallel.forEach(chunks) { k in
+                let total = totals + k * c
+                var row = [Float](repeating: 0, count: c)
+                for r in (k * rows / chunks) ..< ((k + 1) * rows / chunks) {
+                    for j in 0 ..< c { row[j] = 0 }
+                    let base = origin + (r / h) * s.t + (r % h) * s.h
+                    for wi in 0 ..< w {
+                        let px = base + wi * s.w
+                        for j in 0 ..< c { row[j] += px[j] }
+                    }
+                    for j in 0 ..< c { total[j] += Double(row[j]) }
                 }
-                for k in 0 ..< c { total[k] += Double(row[k]) }
             }
         }
-        for k in 0 ..< c { bias[k] += Float(total[k]) }
+        for k in 0 ..< c {
+            var sum = 0.0
+            for chunk in 0 ..< chunks { sum += partials[chunk * c + k] }
+            bias[k] += Float(sum)
+        }
     }
 
     /// dZ = dA * LReLU'(Z), in place on `grad`, reading the sign of Z from the stored output A
