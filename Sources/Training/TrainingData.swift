@@ -192,10 +192,11 @@ public final class TrainingData: @unchecked Sendable {
         let source = clips[Int.random(in: 0 ..< clips.count, using: &rng)]
         let frame = Int.random(in: 0 ..< source.frames, using: &rng)
         let sy = Int.random(in: 0 ... source.height - crop, using: &rng), sx = Int.random(in: 0 ... source.width - crop, using: &rng)
-        let radius = Double(crop)
-        let a = Double.random(in: radius / 12 ... radius / 3, using: &rng), b = Double.random(in: radius / 12 ... radius / 3, using: &rng)
+        // Semi-axes between a twelfth and a third of the crop, centred anywhere in it.
+        let side = Double(crop)
+        let a = Double.random(in: side / 12 ... side / 3, using: &rng), b = Double.random(in: side / 12 ... side / 3, using: &rng)
         let angle = Double.random(in: 0 ..< .pi, using: &rng)
-        let cy = Double.random(in: 0 ..< radius, using: &rng), cx = Double.random(in: 0 ..< radius, using: &rng)
+        let cy = Double.random(in: 0 ..< side, using: &rng), cx = Double.random(in: 0 ..< side, using: &rng)
         let v = Double.random(in: 0 ... speed, using: &rng), direction = Double.random(in: 0 ..< 2 * .pi, using: &rng)
         let (cosA, sinA) = (cos(angle), sin(angle))
         for t in 0 ..< frames {
