@@ -166,13 +166,20 @@ public enum KernelSet: String, Sendable, CaseIterable {
             }
         }
         // Merge and transform on every core too: serial, these took about 5% of a training step.
-        let merge = Parallel.coreCount * 4
-        Parallel.forEach(merge) { j in
-            for k in 1 ..< max(chunks, 1) { for i in (j * n / merge) ..< ((j + 1) * n / merge) { partial[i] += partial[k * n + i] } }
-        }
+        Self.mergePartials(partial, chunks: chunks, count: n)
         let cin = call.inputChannels, parts = min(cin, Parallel.coreCount * 4)
         Parallel.forEach(parts) { j in
             tiling.finishWeightGradient(call, accumulator: partial, into: gradient, channels: (j * cin / parts) ..< ((j + 1) * cin / parts))
+        }
+    }
+
+    /// Adds threads' private accumulators 1..<chunks (each `count` floats, back to back) into
+    /// the first, element ranges split across cores; each element sums in thread order.
+    static func mergePartials(_ partial: UnsafeMutablePointer<Float>, chunks: Int, count n: Int) {
+        guard chunks > 1 else { return }
+        let parts = min(n, Parallel.coreCount * 4)
+        Parallel.forEach(parts) { j in
+            for k in 1 ..< chunks { for i in (j * n / parts) ..< ((j + 1) * n / parts) { partial[i] += partial[k * n + i] } }
         }
     }
 
@@ -211,7 +218,7 @@ public enum KernelSet: String, Sendable, CaseIterable {
             case .generic: GenericKernels.convWeightGradientRows(call, rows: range, acc: partial + k * n)
             }
         }
-        for k in 1 ..< max(chunks, 1) { for i in 0 ..< n { partial[i] += partial[k * n + i] } }
+        Self.mergePartials(partial, chunks: chunks, count: n)
         // [tap][c][o (padded)] -> [o][c][tap]
         let taps = call.taps, cin = call.inputChannels, width = call.outputBlocks * 16
         for o in 0 ..< call.outputChannels {

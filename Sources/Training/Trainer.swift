@@ -18,9 +18,11 @@ public final class Trainer: @unchecked Sendable {
     var log: FileHandle?
     public var kernels: KernelSet = .active
 
-    public var weightsURL: URL { runDirectory.appendingPathComponent("weights.safetensors") }
-    var optimizerURL: URL { runDirectory.appendingPathComponent("optimizer.safetensors") }
-    public var averageURL: URL { runDirectory.appendingPathComponent("average.safetensors") }
+    /// A checkpoint's files, in the run folder and in an `initial_checkpoint` folder alike.
+    static let weightsName = "weights.safetensors", optimizerName = "optimizer.safetensors", averageName = "average.safetensors"
+    public var weightsURL: URL { runDirectory.appendingPathComponent(Self.weightsName) }
+    var optimizerURL: URL { runDirectory.appendingPathComponent(Self.optimizerName) }
+    public var averageURL: URL { runDirectory.appendingPathComponent(Self.averageName) }
     public var logURL: URL { runDirectory.appendingPathComponent("log.jsonl") }
 
     /// Starts a run, or with `resume` continues from the run folder's last checkpoint.
@@ -37,26 +39,21 @@ public final class Trainer: @unchecked Sendable {
         }
         data = try TrainingData(directory: URL(fileURLWithPath: config.data), frames: config.frames, crop: config.crop, fixedMask: fixedMask, fixedMaskFraction: config.maskFraction,
                                     randomMasks: config.randomMasks, exposure: config.exposure, motion: config.motion)
-        let weightsFile = runDirectory.appendingPathComponent("weights.safetensors")
-        let optimizerFile = runDirectory.appendingPathComponent("optimizer.safetensors")
+        // (self's URL properties are not usable before every stored property is set.)
+        let (weightsFile, optimizerFile, averageFile) = (runDirectory.appendingPathComponent(Self.weightsName),
+                                                         runDirectory.appendingPathComponent(Self.optimizerName),
+                                                         runDirectory.appendingPathComponent(Self.averageName))
         if resume, !FileManager.default.fileExists(atPath: weightsFile.path), let initial = config.initialCheckpoint {
-            // A fresh machine: start from the committed snapshot.
+            // A fresh machine: start from the committed snapshot (its weight average too, when it has one).
             let dir = URL(fileURLWithPath: initial)
-            for name in ["weights.safetensors", "optimizer.safetensors"] {
-                try FileManager.default.copyItem(at: dir.appendingPathComponent(name), to: runDirectory.appendingPathComponent(name))
-            }
-            let averageFile = dir.appendingPathComponent("average.safetensors")
-            if FileManager.default.fileExists(atPath: averageFile.path) {
-                try FileManager.default.copyItem(at: averageFile, to: runDirectory.appendingPathComponent("average.safetensors"))
+            for (target, required) in [(weightsFile, true), (optimizerFile, true), (averageFile, false)] {
+                let source = dir.appendingPathComponent(target.lastPathComponent)
+                if required || FileManager.default.fileExists(atPath: source.path) { try FileManager.default.copyItem(at: source, to: target) }
             }
         }
         if resume, FileManager.default.fileExists(atPath: weightsFile.path) {
-            let w = try SafetensorsFile.decode([UInt8](try Data(contentsOf: weightsFile)))
+            parameters = try Self.loadParameters(weightsFile, shapes: shapes, what: "checkpoint")
             let o = try SafetensorsFile.decode([UInt8](try Data(contentsOf: optimizerFile)))
-            parameters = Dictionary(uniqueKeysWithValues: w.tensors.map { ($0.name, $0.array.floats()) })
-            for (name, shape) in shapes where parameters[name]?.count != shape.reduce(1, *) {
-                throw SCIError("checkpoint in \(runDirectory.path) does not fit this architecture (parameter \(name))")
-            }
             guard let s = o.metadata["step"].flatMap(Int.init) else { throw SCIError("optimizer checkpoint lacks its step") }
             step = s
             var m: [String: [Float]] = [:], v: [String: [Float]] = [:]
@@ -72,16 +69,8 @@ public final class Trainer: @unchecked Sendable {
         }
         if config.emaDecay != nil {
             // A run that kept no average yet (or predates it) starts the average at its weights.
-            average = parameters
-            let file = runDirectory.appendingPathComponent("average.safetensors")
-            if resume, FileManager.default.fileExists(atPath: file.path) {
-                let a = try SafetensorsFile.decode([UInt8](try Data(contentsOf: file)))
-                let loaded = Dictionary(uniqueKeysWithValues: a.tensors.map { ($0.name, $0.array.floats()) })
-                for (name, shape) in shapes where loaded[name]?.count != shape.reduce(1, *) {
-                    throw SCIError("weight average in \(runDirectory.path) does not fit this architecture (parameter \(name))")
-                }
-                average = loaded
-            }
+            average = resume && FileManager.default.fileExists(atPath: averageFile.path)
+                ? try Self.loadParameters(averageFile, shapes: shapes, what: "weight average") : parameters
         }
         if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         log = try FileHandle(forWritingTo: logURL)
@@ -90,10 +79,24 @@ public final class Trainer: @unchecked Sendable {
 
     public var clipSummary: String { "\(data.clips.count) clips, \(data.windowCount) windows of \(config.frames) frames" }
 
+    /// Parameters read from a safetensors file, each checked against the architecture's shapes.
+    static func loadParameters(_ url: URL, shapes: [(name: String, shape: [Int])], what: String) throws -> [String: [Float]] {
+        let file = try SafetensorsFile.decode([UInt8](try Data(contentsOf: url)))
+        let loaded = Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, $0.array.floats()) })
+        for (name, shape) in shapes where loaded[name]?.count != shape.reduce(1, *) {
+            throw SCIError("\(what) \(url.path) does not fit this architecture (parameter \(name))")
+        }
+        return loaded
+    }
+
+    /// `source` (the weights or their average) as named arrays in the architecture's order.
+    func tensors(_ source: [String: [Float]]) -> [(name: String, array: NumericArray)] {
+        shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: source[$0.name]!)) }
+    }
+
     /// The weights (or, with `averaged`, their moving average) as named arrays.
     func weightArrays(averaged: Bool = false) -> [String: NumericArray] {
-        let source = averaged ? average ?? parameters : parameters
-        return Dictionary(uniqueKeysWithValues: shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: source[$0.name]!)) })
+        Dictionary(uniqueKeysWithValues: tensors(averaged ? average ?? parameters : parameters))
     }
 
     public func network() throws -> RevSCINetwork { try RevSCINetwork(weights: weightArrays()) }
@@ -140,12 +143,9 @@ public final class Trainer: @unchecked Sendable {
     public func saveCheckpoint() throws {
         let meta = ["step": String(step), "name": config.name, "layout": config.architecture.layout.rawValue,
                     "num_block": String(config.architecture.numBlocks), "num_group": String(config.architecture.numGroups)]
-        let weights = SafetensorsFile.encode(shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: parameters[$0.name]!)) }, metadata: meta)
+        let weights = SafetensorsFile.encode(tensors(parameters), metadata: meta)
         if let average, let decay = config.emaDecay {
-            var averageMeta = meta
-            averageMeta["ema_decay"] = String(decay)
-            try Self.atomicWrite(SafetensorsFile.encode(shapes.map { ($0.name, NumericArray(shape: $0.shape, float32: average[$0.name]!)) }, metadata: averageMeta),
-                                 to: averageURL)
+            try Self.atomicWrite(SafetensorsFile.encode(tensors(average), metadata: meta.merging(["ema_decay": String(decay)]) { $1 }), to: averageURL)
         }
         var moments: [(name: String, array: NumericArray)] = []
         for (name, shape) in shapes {
