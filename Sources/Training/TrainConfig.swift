@@ -26,6 +26,8 @@ public struct TrainConfig: Codable, Sendable {
     public var exposure: TrainingData.Exposure?
     /// Motion augmentation (`{"frame_stride": k, "still": p, "object": q, "object_speed": px}`), or nil for none.
     public var motion: TrainingData.Motion?
+    /// Zoom augmentation (`{"probability": p, "max": z}`), or nil for none.
+    public var zoom: TrainingData.Zoom?
     /// Fresh random masks (no fixed mask): independent per frame, shifting (CACTI), or both.
     public var randomMasks: TrainingData.RandomMasks = .independent
     public var checkpointEvery: Int = 50
@@ -49,7 +51,7 @@ public struct TrainConfig: Codable, Sendable {
         case name, architecture, frames, crop, batch, mode, data, mask, output, seed, steps
         case learningRate = "learning_rate", checkpointEvery = "checkpoint_every", validateEvery = "validate_every"
         case validationData = "validation_data", initialCheckpoint = "initial_checkpoint", randomMasks = "random_masks"
-        case maskFraction = "mask_fraction", exposure, motion, emaDecay = "ema_decay"
+        case maskFraction = "mask_fraction", exposure, motion, zoom, emaDecay = "ema_decay"
     }
 
     public init(name: String, architecture: ModelArchitecture, output: String) {
@@ -74,6 +76,7 @@ public struct TrainConfig: Codable, Sendable {
         maskFraction = try c.decodeIfPresent(Double.self, forKey: .maskFraction) ?? maskFraction
         exposure = try c.decodeIfPresent(TrainingData.Exposure.self, forKey: .exposure)
         motion = try c.decodeIfPresent(TrainingData.Motion.self, forKey: .motion)
+        zoom = try c.decodeIfPresent(TrainingData.Zoom.self, forKey: .zoom)
         randomMasks = try c.decodeIfPresent(TrainingData.RandomMasks.self, forKey: .randomMasks) ?? randomMasks
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? checkpointEvery
         validateEvery = try c.decodeIfPresent(Int.self, forKey: .validateEvery) ?? validateEvery

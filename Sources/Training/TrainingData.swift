@@ -65,6 +65,24 @@ public final class TrainingData: @unchecked Sendable {
         var isValid: Bool { frameStride >= 1 && (0 ... 1).contains(still) && (0 ... 1).contains(object) && objectSpeed >= 0 && objectSpeed <= 64 }
     }
 
+    /// Zoom augmentation: the clip media are detailed (median gradient about 4/255 per pixel,
+    /// a quarter of pixels flat) while close-up lab scenes are smooth (Drop: median 1/255, over
+    /// half flat), where an under-trained network paints the mask's texture into flat areas.
+    /// With probability `probability` a sample reads a window crop/z pixels wide and enlarges it
+    /// bilinearly to the crop, z uniform in [1, `max`]: the same scene seen closer (smoother, and
+    /// moving z times faster in pixels).
+    public struct Zoom: Codable, Sendable, Equatable {
+        public var probability: Double
+        public var max: Double
+
+        public init(probability: Double, max: Double) {
+            self.probability = probability
+            self.max = max
+        }
+
+        var isValid: Bool { (0 ... 1).contains(probability) && max >= 1 && max <= 16 }
+    }
+
     public struct Clip {
         public let name: String
         public let frames: Int
@@ -87,11 +105,13 @@ public final class TrainingData: @unchecked Sendable {
     public let exposure: Exposure?
     /// Motion augmentation, or nil for the clips' own motion.
     public let motion: Motion?
+    /// Zoom augmentation, or nil for the clips' own scale.
+    public let zoom: Zoom?
     /// Cumulative counts of valid T-frame windows, for sampling files in proportion to them.
     let cumulativeWindows: [Int]
 
     public init(directory: URL, frames: Int, crop: Int, fixedMask: MaskStack? = nil, fixedMaskFraction: Double = 1,
-                randomMasks: RandomMasks = .independent, exposure: Exposure? = nil, motion: Motion? = nil) throws {
+                randomMasks: RandomMasks = .independent, exposure: Exposure? = nil, motion: Motion? = nil, zoom: Zoom? = nil) throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".npy") }.sorted()
         var clips: [Clip] = []
         for name in names {
@@ -123,6 +143,10 @@ public final class TrainingData: @unchecked Sendable {
             throw SCIError("motion augmentation needs frame_stride >= 1, still and object in [0, 1] and object_speed in [0, 64], got \(motion)")
         }
         self.motion = motion
+        if let zoom, !zoom.isValid {
+            throw SCIError("zoom augmentation needs probability in [0, 1] and max in [1, 16], got \(zoom)")
+        }
+        self.zoom = zoom
         var total = 0
         cumulativeWindows = clips.map { total += $0.frames - frames + 1; return total }
     }
@@ -136,24 +160,54 @@ public final class TrainingData: @unchecked Sendable {
         let c = cumulativeWindows.firstIndex { $0 > pick }!
         let clip = clips[c]
         var start = pick - (c == 0 ? 0 : cumulativeWindows[c - 1])
-        let y0 = Int.random(in: 0 ... clip.height - crop, using: &rng), x0 = Int.random(in: 0 ... clip.width - crop, using: &rng)
+        // Drawn only with zoom augmentation, so runs without it keep their sample streams.
+        var scale = 1.0
+        if let zoom, Double.random(in: 0 ..< 1, using: &rng) < zoom.probability {
+            scale = Double.random(in: 1 ... zoom.max, using: &rng)
+        }
+        // The source window: crop/scale pixels, at least 2 so that bilinear reads have neighbours.
+        let window = Swift.max(2, Int((Double(crop) / scale).rounded(.up)))
+        let y0 = Int.random(in: 0 ... clip.height - window, using: &rng), x0 = Int.random(in: 0 ... clip.width - window, using: &rng)
         let flipH = Bool.random(using: &rng), flipV = Bool.random(using: &rng), reverseTime = Bool.random(using: &rng)
         // Drawn only with motion augmentation, so runs without it keep their sample streams.
         var stride = 1, still = false
         if let motion {
-            stride = max(1, min(Int.random(in: 1 ... motion.frameStride, using: &rng), (clip.frames - 1) / max(frames - 1, 1)))
-            start = min(start, clip.frames - 1 - (frames - 1) * stride)
+            stride = Swift.max(1, Swift.min(Int.random(in: 1 ... motion.frameStride, using: &rng), (clip.frames - 1) / Swift.max(frames - 1, 1)))
+            start = Swift.min(start, clip.frames - 1 - (frames - 1) * stride)
             still = Double.random(in: 0 ..< 1, using: &rng) < motion.still
         }
         var video = [Float](repeating: 0, count: frames * crop * crop)
-        for t in 0 ..< frames {
-            let ft = still ? start : start + (reverseTime ? frames - 1 - t : t) * stride
-            for r in 0 ..< crop {
-                let sr = y0 + (flipV ? crop - 1 - r : r)
-                let src = (ft * clip.height + sr) * clip.width + x0
-                for x in 0 ..< crop {
-                    let sx = flipH ? crop - 1 - x : x
-                    video[(t * crop + r) * crop + x] = Float(clip.pixels[src + sx]) / 255
+        if scale == 1 {
+            for t in 0 ..< frames {
+                let ft = still ? start : start + (reverseTime ? frames - 1 - t : t) * stride
+                for r in 0 ..< crop {
+                    let sr = y0 + (flipV ? crop - 1 - r : r)
+                    let src = (ft * clip.height + sr) * clip.width + x0
+                    for x in 0 ..< crop {
+                        let sx = flipH ? crop - 1 - x : x
+                        video[(t * crop + r) * crop + x] = Float(clip.pixels[src + sx]) / 255
+                    }
+                }
+            }
+        } else {
+            // Pixel centres of the enlarged crop mapped back into the window, clamped to it.
+            let taps = (0 ..< crop).map { i -> (Int, Int, Float) in
+                let u = Swift.min(Swift.max((Double(i) + 0.5) / scale - 0.5, 0), Double(window - 1))
+                let lo = Swift.min(Int(u), window - 2)
+                return (lo, lo + 1, Float(u - Double(lo)))
+            }
+            for t in 0 ..< frames {
+                let ft = still ? start : start + (reverseTime ? frames - 1 - t : t) * stride
+                let plane = ft * clip.height * clip.width
+                for r in 0 ..< crop {
+                    let (r0, r1, fr) = taps[flipV ? crop - 1 - r : r]
+                    let row0 = plane + (y0 + r0) * clip.width + x0, row1 = plane + (y0 + r1) * clip.width + x0
+                    for x in 0 ..< crop {
+                        let (c0, c1, fc) = taps[flipH ? crop - 1 - x : x]
+                        let top = Float(clip.pixels[row0 + c0]) * (1 - fc) + Float(clip.pixels[row0 + c1]) * fc
+                        let bottom = Float(clip.pixels[row1 + c0]) * (1 - fc) + Float(clip.pixels[row1 + c1]) * fc
+                        video[(t * crop + r) * crop + x] = (top * (1 - fr) + bottom * fr) / 255
+                    }
                 }
             }
         }

@@ -155,6 +155,50 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// Zoom augmentation: a window crop/z wide enlarged bilinearly to the crop. On a clip that
+    /// ramps 4/255 per column, a zoomed sample ramps 4/z per pixel (z in [1, max]; bilinear
+    /// reads of a ramp are exact away from the clamped edges); without zoom every step is 4.
+    func testZoomAugmentationEnlargesAWindowSmoothly() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-zoom-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (f, h, w) = (10, 40, 40)
+        let ramp = (0 ..< f * h * w).map { UInt8(4 * ($0 % w)) }
+        try Data(NPY.encode(NumericArray(shape: [f, h, w], storage: .uint8(ramp)))).write(to: dir.appendingPathComponent("a.npy"))
+        let prepare: (Snapshot, MaskStack) throws -> [Float] = { y, _ in y.pixels }
+        let crop = 32
+        func slopes(_ data: TrainingData, step: Int) throws -> [Float] {
+            let v = try data.sample(step: step, index: 0, seed: 5, prepare: prepare).target
+            var out: [Float] = []
+            for r in [0, crop / 2, crop - 1] {
+                for x in 3 ..< crop - 3 { out.append(abs(v[r * crop + x] - v[r * crop + x - 1]) * 255) }
+                // Rows of a column ramp are identical: zoom must not mix rows of different columns.
+                for x in 0 ..< crop { XCTAssertEqual(v[r * crop + x], v[x], accuracy: 1e-6) }
+            }
+            return out
+        }
+        let plain = try TrainingData(directory: dir, frames: 8, crop: crop)
+        for i in 0 ..< 5 { for s in try slopes(plain, step: i) { XCTAssertEqual(s, 4, accuracy: 1e-4) } }
+
+        let zoomed = try TrainingData(directory: dir, frames: 8, crop: crop, zoom: .init(probability: 1, max: 4))
+        var factors: [Float] = []
+        for i in 0 ..< 40 {
+            let s = try slopes(zoomed, step: i)
+            for value in s { XCTAssertEqual(value, s[0], accuracy: 1e-3, "one zoom factor per sample") }
+            XCTAssertGreaterThanOrEqual(s[0], 1 - 1e-3)
+            XCTAssertLessThanOrEqual(s[0], 4 + 1e-3)
+            factors.append(4 / s[0])
+        }
+        XCTAssertGreaterThan(factors.max()!, 2.5)
+        XCTAssertLessThan(factors.min()!, 1.5)
+
+        let sometimes = try TrainingData(directory: dir, frames: 8, crop: crop, zoom: .init(probability: 0.5, max: 4))
+        let unzoomed = try (0 ..< 40).filter { abs(try slopes(sometimes, step: $0)[0] - 4) < 1e-4 }.count
+        XCTAssertTrue((8 ... 32).contains(unzoomed), "about half the samples keep the clip's scale: \(unzoomed) of 40")
+        XCTAssertThrowsError(try TrainingData(directory: dir, frames: 8, crop: crop, zoom: .init(probability: 0.5, max: 0.5))) {
+            XCTAssertTrue("\($0)".contains("zoom"), "\($0)")
+        }
+    }
+
     /// With ema_decay the run keeps average += (1 - decay) (weights - average) from its starting
     /// weights, checkpoints it and resumes it; without, it keeps and writes none.
     func testWeightAverageFollowsTheWeightsAndResumes() throws {
