@@ -177,37 +177,24 @@ public final class TrainingData: @unchecked Sendable {
             still = Double.random(in: 0 ..< 1, using: &rng) < motion.still
         }
         var video = [Float](repeating: 0, count: frames * crop * crop)
-        if scale == 1 {
-            for t in 0 ..< frames {
-                let ft = still ? start : start + (reverseTime ? frames - 1 - t : t) * stride
-                for r in 0 ..< crop {
-                    let sr = y0 + (flipV ? crop - 1 - r : r)
-                    let src = (ft * clip.height + sr) * clip.width + x0
-                    for x in 0 ..< crop {
-                        let sx = flipH ? crop - 1 - x : x
-                        video[(t * crop + r) * crop + x] = Float(clip.pixels[src + sx]) / 255
-                    }
-                }
-            }
-        } else {
-            // Pixel centres of the enlarged crop mapped back into the window, clamped to it.
-            let taps = (0 ..< crop).map { i -> (Int, Int, Float) in
-                let u = Swift.min(Swift.max((Double(i) + 0.5) / scale - 0.5, 0), Double(window - 1))
-                let lo = Swift.min(Int(u), window - 2)
-                return (lo, lo + 1, Float(u - Double(lo)))
-            }
-            for t in 0 ..< frames {
-                let ft = still ? start : start + (reverseTime ? frames - 1 - t : t) * stride
-                let plane = ft * clip.height * clip.width
-                for r in 0 ..< crop {
-                    let (r0, r1, fr) = taps[flipV ? crop - 1 - r : r]
-                    let row0 = plane + (y0 + r0) * clip.width + x0, row1 = plane + (y0 + r1) * clip.width + x0
-                    for x in 0 ..< crop {
-                        let (c0, c1, fc) = taps[flipH ? crop - 1 - x : x]
-                        let top = Float(clip.pixels[row0 + c0]) * (1 - fc) + Float(clip.pixels[row0 + c1]) * fc
-                        let bottom = Float(clip.pixels[row1 + c0]) * (1 - fc) + Float(clip.pixels[row1 + c1]) * fc
-                        video[(t * crop + r) * crop + x] = (top * (1 - fr) + bottom * fr) / 255
-                    }
+        // Pixel centres of the enlarged crop mapped back into the window, clamped to it (at scale 1
+        // the weights are 0 and 1: the clip's own pixels, exactly).
+        let taps = (0 ..< crop).map { i -> (Int, Int, Float) in
+            let u = Swift.min(Swift.max((Double(i) + 0.5) / scale - 0.5, 0), Double(window - 1))
+            let lo = Swift.min(Int(u), window - 2)
+            return (lo, lo + 1, Float(u - Double(lo)))
+        }
+        for t in 0 ..< frames {
+            let ft = still ? start : start + (reverseTime ? frames - 1 - t : t) * stride
+            let plane = ft * clip.height * clip.width
+            for r in 0 ..< crop {
+                let (r0, r1, fr) = taps[flipV ? crop - 1 - r : r]
+                let row0 = plane + (y0 + r0) * clip.width + x0, row1 = plane + (y0 + r1) * clip.width + x0
+                for x in 0 ..< crop {
+                    let (c0, c1, fc) = taps[flipH ? crop - 1 - x : x]
+                    let top = Float(clip.pixels[row0 + c0]) * (1 - fc) + Float(clip.pixels[row0 + c1]) * fc
+                    let bottom = Float(clip.pixels[row1 + c0]) * (1 - fc) + Float(clip.pixels[row1 + c1]) * fc
+                    video[(t * crop + r) * crop + x] = (top * (1 - fr) + bottom * fr) / 255
                 }
             }
         }

@@ -177,7 +177,13 @@ final class TrainerTests: XCTestCase {
             return out
         }
         let plain = try TrainingData(directory: dir, frames: 8, crop: crop)
-        for i in 0 ..< 5 { for s in try slopes(plain, step: i) { XCTAssertEqual(s, 4, accuracy: 1e-4) } }
+        let clipValues = Set((0 ..< w).map { Float(4 * $0) / 255 })
+        for i in 0 ..< 5 {
+            for s in try slopes(plain, step: i) { XCTAssertEqual(s, 4, accuracy: 1e-4) }
+            // Unzoomed samples are the clip's own pixels, exactly.
+            let v = try plain.sample(step: i, index: 0, seed: 5, prepare: prepare).target
+            XCTAssertTrue(v.allSatisfy { clipValues.contains($0) })
+        }
 
         let zoomed = try TrainingData(directory: dir, frames: 8, crop: crop, zoom: .init(probability: 1, max: 4))
         var factors: [Float] = []
