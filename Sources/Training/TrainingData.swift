@@ -166,22 +166,22 @@ public final class TrainingData: @unchecked Sendable {
             scale = Double.random(in: 1 ... zoom.max, using: &rng)
         }
         // The source window: crop/scale pixels, at least 2 so that bilinear reads have neighbours.
-        let window = Swift.max(2, Int((Double(crop) / scale).rounded(.up)))
+        let window = max(2, Int((Double(crop) / scale).rounded(.up)))
         let y0 = Int.random(in: 0 ... clip.height - window, using: &rng), x0 = Int.random(in: 0 ... clip.width - window, using: &rng)
         let flipH = Bool.random(using: &rng), flipV = Bool.random(using: &rng), reverseTime = Bool.random(using: &rng)
         // Drawn only with motion augmentation, so runs without it keep their sample streams.
         var stride = 1, still = false
         if let motion {
-            stride = Swift.max(1, Swift.min(Int.random(in: 1 ... motion.frameStride, using: &rng), (clip.frames - 1) / Swift.max(frames - 1, 1)))
-            start = Swift.min(start, clip.frames - 1 - (frames - 1) * stride)
+            stride = max(1, min(Int.random(in: 1 ... motion.frameStride, using: &rng), (clip.frames - 1) / max(frames - 1, 1)))
+            start = min(start, clip.frames - 1 - (frames - 1) * stride)
             still = Double.random(in: 0 ..< 1, using: &rng) < motion.still
         }
         var video = [Float](repeating: 0, count: frames * crop * crop)
         // Pixel centres of the enlarged crop mapped back into the window, clamped to it (at scale 1
         // the weights are 0 and 1: the clip's own pixels, exactly).
         let taps = (0 ..< crop).map { i -> (Int, Int, Float) in
-            let u = Swift.min(Swift.max((Double(i) + 0.5) / scale - 0.5, 0), Double(window - 1))
-            let lo = Swift.min(Int(u), window - 2)
+            let u = min(max((Double(i) + 0.5) / scale - 0.5, 0), Double(window - 1))
+            let lo = min(Int(u), window - 2)
             return (lo, lo + 1, Float(u - Double(lo)))
         }
         for t in 0 ..< frames {
