@@ -20,10 +20,11 @@ public final class Trainer: @unchecked Sendable {
 
     /// A checkpoint's files, in the run folder and in an `initial_checkpoint` folder alike.
     static let weightsName = "weights.safetensors", optimizerName = "optimizer.safetensors", averageName = "average.safetensors"
+    static let logName = "log.jsonl"
     public var weightsURL: URL { runDirectory.appendingPathComponent(Self.weightsName) }
     var optimizerURL: URL { runDirectory.appendingPathComponent(Self.optimizerName) }
     public var averageURL: URL { runDirectory.appendingPathComponent(Self.averageName) }
-    public var logURL: URL { runDirectory.appendingPathComponent("log.jsonl") }
+    public var logURL: URL { runDirectory.appendingPathComponent(Self.logName) }
 
     /// Starts a run, or with `resume` continues from the run folder's last checkpoint.
     public init(config: TrainConfig, resume: Bool) throws {
@@ -45,10 +46,13 @@ public final class Trainer: @unchecked Sendable {
                                                          runDirectory.appendingPathComponent(Self.optimizerName),
                                                          runDirectory.appendingPathComponent(Self.averageName))
         if resume, !FileManager.default.fileExists(atPath: weightsFile.path), let initial = config.initialCheckpoint {
-            // A fresh machine: start from the committed snapshot (its weight average too, when it has one).
+            // A fresh machine: start from the committed snapshot (its weight average too, when it has
+            // one, and its log, so the run's log keeps the whole history rather than restarting there).
             let dir = URL(fileURLWithPath: initial)
-            for (target, required) in [(weightsFile, true), (optimizerFile, true), (averageFile, false)] {
+            let logFile = runDirectory.appendingPathComponent(Self.logName)
+            for (target, required) in [(weightsFile, true), (optimizerFile, true), (averageFile, false), (logFile, false)] {
                 let source = dir.appendingPathComponent(target.lastPathComponent)
+                if target == logFile, FileManager.default.fileExists(atPath: target.path) { continue }  // written before any checkpoint
                 if required || FileManager.default.fileExists(atPath: source.path) { try FileManager.default.copyItem(at: source, to: target) }
             }
         }

@@ -96,12 +96,18 @@ final class TrainerTests: XCTestCase {
         let again = try resumed.trainStep()
         XCTAssertEqual(again, next, accuracy: 1e-9 * max(1, next))
 
-        // A fresh machine: an empty run folder seeded from a snapshot folder (initial_checkpoint).
+        // A fresh machine: an empty run folder seeded from a snapshot folder (initial_checkpoint),
+        // whose log it continues rather than restarting.
+        let history = Data("{\"step\":12}\n".utf8)
+        try history.write(to: out.appendingPathComponent("log.jsonl"))
         var fresh = config(data, output: out.appendingPathComponent("elsewhere"))
         fresh.initialCheckpoint = out.path
         let seeded = try Trainer(config: fresh, resume: true)
         XCTAssertEqual(seeded.step, 12)
         XCTAssertEqual(try seeded.trainStep(), next, accuracy: 1e-9 * max(1, next))
+        seeded.appendLog(["step": 13])
+        let seededLog = try String(contentsOf: seeded.logURL, encoding: .utf8)
+        XCTAssertEqual(seededLog, "{\"step\":12}\n{\"step\":13}\n")
     }
 
     /// Motion augmentation: windows at frame strides up to frame_stride (never past the file's
