@@ -42,7 +42,7 @@ let package = Package(
             "SCICore", "Formats", "Reconstruction", "Training", "Service",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "revsci-fuzz", dependencies: ["Formats", "SCICore"]),
+        .executableTarget(name: "revsci-fuzz", dependencies: ["Formats", "SCICore", "HTTP"]),
         // Finds ../shared (data and fixtures) for the tests; not part of the product.
         .target(name: "TestSupport"),
         // HTTP/1.1 server on POSIX sockets with optional TLS (OpenSSL); independent of the SCI code.

@@ -38,15 +38,19 @@ public struct DecodeLimits: Sendable {
         guard shape.count <= maxRank else {
             throw FormatError(format, "array has \(shape.count) dimensions; at most \(maxRank) are accepted")
         }
-        var count = 1
+        // The non-zero extents are bounded too: an empty array of shape (0, 2^32, 2^32) holds
+        // no element, but its extents would overflow any later arithmetic on them.
+        var nonZero = 1
+        var empty = false
         for d in shape {
             guard d >= 0 else { throw FormatError(format, "negative dimension \(d) in shape \(shape)") }
-            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            if d == 0 { empty = true; continue }
+            let (product, overflow) = nonZero.multipliedReportingOverflow(by: d)
             guard !overflow, product <= maxElements else {
                 throw FormatError(format, "shape \(shape) holds more than the \(maxElements) elements accepted")
             }
-            count = product
+            nonZero = product
         }
-        return count
+        return empty ? 0 : nonZero
     }
 }

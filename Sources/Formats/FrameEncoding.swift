@@ -7,11 +7,20 @@ public enum FrameEncoding {
         let n = video.frameSize
         let slice = video.pixels[t * n ..< (t + 1) * n]
         if bitDepth == 16 {
-            let px = slice.map { UInt16((min(max($0, 0), 1) * 65535).rounded()) }
+            let px = slice.map { UInt16(quantize($0, levels: 65535)) }
             return PNG.encodeGray16(width: video.width, height: video.height, pixels: px)
         }
-        let px = slice.map { UInt8((min(max($0, 0), 1) * 255).rounded()) }
+        let px = slice.map { UInt8(quantize($0, levels: 255)) }
         return PNG.encodeGray8(width: video.width, height: video.height, pixels: px)
+    }
+
+    /// `value` clipped to [0, 1] and scaled to 0...levels. Total on every Float: NaN maps to 0
+    /// (Swift's min/max pass NaN through, and converting NaN to an integer traps), +-Inf clip.
+    @inline(__always)
+    static func quantize(_ value: Float, levels: Float) -> Int {
+        guard value > 0 else { return 0 }          // also NaN
+        guard value < 1 else { return Int(levels) }
+        return Int((value * levels).rounded())
     }
 
     /// File name of frame k in a PNG sequence.

@@ -448,8 +448,11 @@ struct MATParser {
             guard budget > 0 else {
                 throw FormatError("mat", "compressed variables inflate to more than the \(limits.maxInflatedBytes) bytes accepted")
             }
+            // The variable's tag, flags and dimensions come first: read them from a small prefix
+            // and refuse a declared size over the budget before inflating anything more.
+            let declared = try declaredSize(ofCompressed: element.data, budget: budget, offset: offset)
             // (capped so that the inflater's own arithmetic on the limit cannot overflow)
-            let bytes = try Zlib.inflate(element.data, maxOutput: min(budget, Int.max / 2), format: "mat")
+            let bytes = try Zlib.inflate(element.data, maxOutput: min(budget, declared, Int.max / 2), format: "mat")
             inflated += bytes.count
             var cursor = MATCursor(bytes[...], bigEndian: bigEndian)
             let inner = try cursor.readElement()
@@ -460,6 +463,33 @@ struct MATParser {
         default:
             throw FormatError("mat", "unexpected \(MI.name(element.type)) element at offset \(offset): a MAT-file holds variables (miMATRIX or miCOMPRESSED)")
         }
+    }
+
+    /// The inflated size a compressed variable declares in its tag (tag included), checked
+    /// against `budget`, with its dimensions checked against the limits, from at most 512
+    /// inflated bytes.
+    private func declaredSize(ofCompressed data: ArraySlice<UInt8>, budget: Int, offset: Int) throws -> Int {
+        let prefix = try Zlib.inflatePrefix(data, count: 512, format: "mat")
+        var cursor = MATCursor(prefix[...], bigEndian: bigEndian)
+        let type = try cursor.readUInt32("compressed variable tag")
+        let size = Int(try cursor.readUInt32("compressed variable tag"))
+        guard type == MI.matrix else {
+            throw FormatError("mat", "a compressed element at offset \(offset) holds \(MI.name(type)), not a variable (miMATRIX)")
+        }
+        guard size <= budget - 8 else {
+            throw FormatError("mat", "a compressed variable at offset \(offset) declares \(size) bytes: it would inflate past the \(limits.maxInflatedBytes) bytes accepted")
+        }
+        // Flags and dimensions, when the prefix holds them (a variable is at least that long).
+        if let flags = try? cursor.readElement(), flags.type == MI.uint32, flags.data.count == 8,
+           loadUInt32(flags.data, at: flags.data.startIndex, bigEndian: bigEndian) & 0xFF != MX.opaque,
+           let dims = try? cursor.readElement(), dims.type == MI.int32, dims.data.count % 4 == 0, dims.data.count >= 4 {
+            var shape = [Int]()
+            for i in 0 ..< min(dims.data.count / 4, limits.maxRank + 1) {
+                shape.append(Int(Int32(bitPattern: loadUInt32(dims.data, at: dims.data.startIndex + 4 * i, bigEndian: bigEndian))))
+            }
+            _ = try limits.checkShape(shape, format: "mat")
+        }
+        return size + 8
     }
 
     private func name(of element: MATElement) throws -> String {

@@ -39,10 +39,10 @@ public enum NPZ {
         return result
     }
 
-    public static func encode(_ arrays: [(name: String, array: NumericArray)], compressed: Bool) -> [UInt8] {
+    public static func encode(_ arrays: [(name: String, array: NumericArray)], compressed: Bool) throws -> [UInt8] {
         var writer = ZipWriter()
         for (name, array) in arrays {
-            writer.add(name: name + ".npy", data: NPY.encode(array), compress: compressed)
+            try writer.add(name: name + ".npy", data: NPY.encode(array), compress: compressed)
         }
         return writer.finish()
     }

@@ -28,6 +28,16 @@ public struct NumericArray: Sendable, Equatable {
 
     public var count: Int { storage.count }
 
+    /// Bytes the elements take in memory.
+    public var byteCount: Int {
+        switch storage {
+        case .float64, .uint64, .int64: return 8 * count
+        case .float32, .uint32, .int32: return 4 * count
+        case .uint16, .int16: return 2 * count
+        case .uint8, .int8, .bool: return count
+        }
+    }
+
     /// Name of the element type as users see it in error messages ("uint8", "float32", ...).
     public var elementTypeName: String { storage.typeName }
 

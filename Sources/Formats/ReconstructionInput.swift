@@ -22,6 +22,23 @@ public struct ReconstructionInput: Sendable {
         throw SCIError("could not find the \(what): name it one of \(names.joined(separator: ", ")) (the file holds: \(have.isEmpty ? "nothing" : have))")
     }
 
+    /// Throws unless every value is finite: NaN or infinity in an input (or made by dividing by a
+    /// tiny white level) would poison every reconstructed value.
+    static func requireFinite(_ values: [Float], what: String, whiteLevel: Float?) throws {
+        var bad = 0
+        values.withUnsafeBufferPointer { buffer in
+            for v in buffer where !v.isFinite { bad += 1 }
+        }
+        guard bad > 0 else { return }
+        var message = "\(what) holds \(bad) value(s) that are NaN or infinite"
+        if let whiteLevel, whiteLevel != 1 {
+            message += " after division by the white level \(whiteLevel) (the values overflow float32: state a larger white_level, or send the data on a smaller scale)"
+        } else {
+            message += "; send finite numbers"
+        }
+        throw SCIError(message)
+    }
+
     /// Builds the input. The mask (and ground truth) may come from the measurement's own file when
     /// it is a .mat/.npz holding `meas`, `mask` and `orig` together. `snapshotLimit` keeps only the
     /// first N snapshots (the benchmark files store more snapshots than their `orig` covers).
@@ -45,6 +62,9 @@ public struct ReconstructionInput: Sendable {
         let white = statedWhiteLevel ?? SCIInput.inferWhiteLevel(measurement: measArray, mask: mask)
         var snapshots = try SCIInput.snapshots(measArray, order: measurement.planeOrder, whiteLevel: white)
         guard !snapshots.isEmpty else { throw SCIError("measurement holds no snapshot (shape \(measArray.shape))") }
+        for snapshot in snapshots {
+            try Self.requireFinite(snapshot.pixels, what: "the measurement", whiteLevel: white)
+        }
         guard snapshots[0].height == mask.height, snapshots[0].width == mask.width else {
             throw SCIError("measurement is \(snapshots[0].height)x\(snapshots[0].width) but the mask is \(mask.height)x\(mask.width); they must match")
         }
@@ -72,6 +92,7 @@ public struct ReconstructionInput: Sendable {
                     ? " (use only the first \(v.frames / mask.frames) snapshot(s) of the measurement: --snapshots \(v.frames / mask.frames) on the command line)" : ""
                 throw SCIError("ground truth has \(v.frames) frames but \(snapshots.count) snapshot(s) of \(mask.frames) frames give \(needed)\(hint)")
             }
+            try Self.requireFinite(v.pixels, what: "the ground truth", whiteLevel: level)
             truth = v
         }
         self.snapshots = snapshots

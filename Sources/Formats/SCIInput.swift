@@ -10,6 +10,11 @@ public enum SCIInput {
     /// Splits an array into H x W planes, honouring the file's plane order. A 2-D array is one plane.
     public static func planes(_ array: NumericArray, order: PlaneOrder, what: String) throws -> (count: Int, height: Int, width: Int, values: [Float]) {
         var shape = array.shape
+        // An empty array is no image; its other extents may be anything (0 x 2^32 x 2^32
+        // holds no element), so they must not reach any arithmetic.
+        guard shape.allSatisfy({ $0 > 0 }) else {
+            throw SCIError("the \(what) is empty (shape \(shape)); send at least one \(what == "mask" ? "frame" : "snapshot") with pixels")
+        }
         // Singleton axes from batch/channel dimensions (e.g. (1, 8, 256, 256)) are dropped.
         while shape.count > 2, let i = shape.firstIndex(of: 1) { shape.remove(at: i) }
         let values = array.floats()

@@ -354,27 +354,36 @@ public struct ZipArchive: Sendable {
 }
 
 /// Writes a zip archive in memory: stored or deflated entries, UTF-8 names, a fixed DOS
-/// timestamp (1980-01-01 00:00) so that equal input gives equal bytes. No ZIP64: entries and the
-/// archive must stay below 4 GiB and 65535 entries.
+/// timestamp (1980-01-01 00:00) so that equal input gives equal bytes. Any number of entries:
+/// past 65,534 entries, or when the central directory starts beyond 4 GiB, the archive gets a
+/// ZIP64 end record and locator (APPNOTE 4.3.14-4.3.15) and entries whose local header lies
+/// beyond 4 GiB a ZIP64 extra field (4.5.3). One entry's data must stay below 4 GiB.
 public struct ZipWriter: Sendable {
     private var body: [UInt8] = []
     private var directory: [UInt8] = []
     private var count = 0
 
+    static let maxUInt16 = Int(UInt16.max)
+    static let maxUInt32 = Int(UInt32.max)
+
     public init() {}
 
-    public mutating func add(name: String, data: [UInt8], compress: Bool) {
+    /// Adds one entry. Throws for a name over 65,535 bytes or data of 4 GiB or more.
+    public mutating func add(name: String, data: [UInt8], compress: Bool) throws {
         let nameBytes = Array(name.utf8)
-        precondition(nameBytes.count <= Int(UInt16.max), "zip entry name too long")
-        precondition(count < Int(UInt16.max), "too many zip entries (ZIP64 is not written)")
+        guard nameBytes.count <= Self.maxUInt16 - 32 else {
+            throw FormatError("zip", "entry name of \(nameBytes.count) bytes is too long (at most \(Self.maxUInt16 - 32))")
+        }
         let payload = compress ? Zlib.deflate(data[...], wrapping: .raw) : data
+        guard data.count < Self.maxUInt32 && payload.count < Self.maxUInt32 else {
+            throw FormatError("zip", "entry '\(name.prefix(80))' holds \(data.count) bytes; entries must stay below 4 GiB")
+        }
         let method: UInt16 = compress ? 8 : 0
         let crc = Zlib.crc32(data)
         let offset = body.count
-        precondition(data.count < Int(UInt32.max) && payload.count < Int(UInt32.max)
-                     && offset < Int(UInt32.max), "zip entries must stay below 4 GiB (ZIP64 is not written)")
+        let offsetNeedsZip64 = offset >= Self.maxUInt32
         let flags: UInt16 = nameBytes.allSatisfy { $0 < 0x80 } ? 0 : 0x0800 // bit 11: UTF-8 name
-        let version: UInt16 = 20 // 2.0: deflate
+        let version: UInt16 = offsetNeedsZip64 ? 45 : 20 // 4.5: ZIP64, 2.0: deflate
         let dosTime: UInt16 = 0
         let dosDate: UInt16 = (0 << 9) | (1 << 5) | 1 // 1980-01-01
 
@@ -393,7 +402,7 @@ public struct ZipWriter: Sendable {
         body += payload
 
         directory.appendLE(ZipArchive.centralSignature)
-        directory.appendLE(version) // made by: MS-DOS, 2.0
+        directory.appendLE(version) // made by: MS-DOS
         directory.appendLE(version)
         directory.appendLE(flags)
         directory.appendLE(method)
@@ -403,28 +412,50 @@ public struct ZipWriter: Sendable {
         directory.appendLE(UInt32(payload.count))
         directory.appendLE(UInt32(data.count))
         directory.appendLE(UInt16(nameBytes.count))
-        directory.appendLE(UInt16(0)) // extra length
+        directory.appendLE(UInt16(offsetNeedsZip64 ? 12 : 0)) // extra length
         directory.appendLE(UInt16(0)) // comment length
         directory.appendLE(UInt16(0)) // disk number start
         directory.appendLE(UInt16(0)) // internal attributes
         directory.appendLE(UInt32(0)) // external attributes
-        directory.appendLE(UInt32(offset))
+        directory.appendLE(offsetNeedsZip64 ? UInt32.max : UInt32(offset))
         directory += nameBytes
+        if offsetNeedsZip64 {
+            directory.appendLE(UInt16(0x0001)) // ZIP64 extended information
+            directory.appendLE(UInt16(8))
+            directory.appendLE(UInt64(offset))
+        }
         count += 1
     }
 
+    /// The whole archive.
     public func finish() -> [UInt8] {
-        precondition(body.count < Int(UInt32.max) && directory.count < Int(UInt32.max),
-                     "zip archive must stay below 4 GiB (ZIP64 is not written)")
+        let needsZip64 = count >= Self.maxUInt16 || body.count >= Self.maxUInt32 || directory.count >= Self.maxUInt32
         var out = body
         out += directory
+        if needsZip64 {
+            let recordOffset = out.count
+            out.appendLE(ZipArchive.zip64EndSignature)
+            out.appendLE(UInt64(44))          // size of the rest of this record
+            out.appendLE(UInt16(45))          // made by
+            out.appendLE(UInt16(45))          // needed
+            out.appendLE(UInt32(0))           // this disk
+            out.appendLE(UInt32(0))           // disk with the central directory
+            out.appendLE(UInt64(count))
+            out.appendLE(UInt64(count))
+            out.appendLE(UInt64(directory.count))
+            out.appendLE(UInt64(body.count))
+            out.appendLE(ZipArchive.zip64LocatorSignature)
+            out.appendLE(UInt32(0))           // disk with the ZIP64 end record
+            out.appendLE(UInt64(recordOffset))
+            out.appendLE(UInt32(1))           // disks in all
+        }
         out.appendLE(ZipArchive.endSignature)
         out.appendLE(UInt16(0)) // this disk
         out.appendLE(UInt16(0)) // disk with the central directory
-        out.appendLE(UInt16(count))
-        out.appendLE(UInt16(count))
-        out.appendLE(UInt32(directory.count))
-        out.appendLE(UInt32(body.count))
+        out.appendLE(UInt16(min(count, Self.maxUInt16)))
+        out.appendLE(UInt16(min(count, Self.maxUInt16)))
+        out.appendLE(UInt32(min(directory.count, Self.maxUInt32)))
+        out.appendLE(UInt32(min(body.count, Self.maxUInt32)))
         out.appendLE(UInt16(0)) // comment length
         return out
     }

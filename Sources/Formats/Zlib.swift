@@ -56,6 +56,39 @@ public enum Zlib {
         return output
     }
 
+    /// The first `count` bytes `input` inflates to (fewer when the stream is shorter), without
+    /// inflating the rest: enough to read a header that declares the full size.
+    public static func inflatePrefix(_ input: ArraySlice<UInt8>, wrapping: Wrapping = .zlib, count: Int,
+                                     format: String) throws -> [UInt8] {
+        var stream = z_stream()
+        let windowBits: Int32 = wrapping == .zlib ? 15 : -15
+        guard inflateInit2_(&stream, windowBits, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw FormatError(format, "zlib could not start inflating")
+        }
+        defer { inflateEnd(&stream) }
+        var output = [UInt8](repeating: 0, count: max(count, 0))
+        var produced = 0
+        try input.withUnsafeBufferPointer { inBuf in
+            stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress)
+            stream.avail_in = UInt32(min(inBuf.count, Int(UInt32.max)))
+            try output.withUnsafeMutableBufferPointer { outBuf in
+                while produced < outBuf.count {
+                    stream.next_out = outBuf.baseAddress! + produced
+                    stream.avail_out = UInt32(outBuf.count - produced)
+                    let status = CZlib.inflate(&stream, Z_NO_FLUSH)
+                    produced = outBuf.count - Int(stream.avail_out)
+                    if status == Z_STREAM_END { return }
+                    if status == Z_BUF_ERROR { return }     // input exhausted: a short stream
+                    if status != Z_OK {
+                        let reason = stream.msg.map { String(cString: $0) } ?? "code \(status)"
+                        throw FormatError(format, "corrupt compressed data (\(reason))")
+                    }
+                }
+            }
+        }
+        return Array(output[0 ..< produced])
+    }
+
     /// Deflates `input` (level 1-9; 6 is zlib's default balance of size and speed).
     public static func deflate(_ input: ArraySlice<UInt8>, wrapping: Wrapping = .zlib, level: Int32 = 6) -> [UInt8] {
         var stream = z_stream()

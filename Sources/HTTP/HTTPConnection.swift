@@ -20,12 +20,13 @@ final class HTTPConnection: @unchecked Sendable {
         self.remoteAddress = remoteAddress
         configuration = server.configuration
         parser = HTTPRequestParser(limits: server.configuration.parserLimits)
+        parser.spoolPolicy = server.configuration.bodySpool
     }
 
     /// Serves the connection until it ends, then closes it.
     func run() {
         var linger = false
-        if let transport = makeTransport(), transport.handshake(deadline: .after(configuration.readTimeout)) {
+        if let transport = makeTransport(), transport.handshake(deadline: .after(configuration.headTimeout)) {
             self.transport = transport
             linger = serve(transport)
         }
@@ -36,12 +37,11 @@ final class HTTPConnection: @unchecked Sendable {
         SocketIO.close(fd)
     }
 
-    /// Answers 503 (too many connections) and closes.
-    func reject() {
+    /// Answers 503 (too many connections, in all or from this client) and closes.
+    func reject(detail: String) {
         if let transport = makeTransport(), transport.handshake(deadline: .after(2)) {
             self.transport = transport
-            var response = HTTPResponse.problem(.serviceUnavailable,
-                detail: "The server is handling its maximum of \(configuration.maxConnections) connections; retry shortly.")
+            var response = HTTPResponse.problem(.serviceUnavailable, detail: detail)
             response.headers.add(name: "Retry-After", value: "1")
             _ = write(response, isHEAD: false, connection: .close, stallTimeout: 2)
             close(linger: true, lingerSeconds: 0.5)
@@ -61,6 +61,7 @@ final class HTTPConnection: @unchecked Sendable {
     private func serve(_ transport: ConnectionTransport) -> Bool {
         var readBuffer = [UInt8](repeating: 0, count: Self.readChunk)
         var requestDeadline: Deadline?
+        var headDeadline: Deadline?
         var stopping = false
         while true {
             switch parser.next() {
@@ -68,11 +69,20 @@ final class HTTPConnection: @unchecked Sendable {
                 let partial = parser.hasPartialRequest
                 if !stopping { stopping = server.isStopping }
                 if stopping && !partial { return false }
-                let deadline: Deadline
+                var deadline: Deadline
+                var headPending = false
                 if partial {
                     let started = requestDeadline ?? .after(configuration.readTimeout)
                     requestDeadline = started
                     deadline = started
+                    if parser.isReadingHead {
+                        let head = headDeadline ?? .after(configuration.headTimeout)
+                        headDeadline = head
+                        if head.isBefore(started) {
+                            deadline = head
+                            headPending = true
+                        }
+                    }
                 } else {
                     deadline = .after(configuration.idleTimeout)
                 }
@@ -83,13 +93,15 @@ final class HTTPConnection: @unchecked Sendable {
                 switch outcome {
                 case .bytes(let count):
                     if requestDeadline == nil { requestDeadline = .after(configuration.readTimeout) }
+                    if headDeadline == nil { headDeadline = .after(configuration.headTimeout) }
                     readBuffer.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 case .closed, .failed:
                     return false
                 case .timedOut:
                     guard partial else { return false }   // idle keep-alive: close silently
-                    let response = HTTPResponse.problem(.requestTimeout,
-                        detail: "The request was not received completely within \(Self.seconds(configuration.readTimeout)); send it faster or in one piece.")
+                    let response = HTTPResponse.problem(.requestTimeout, detail: headPending
+                        ? "The request line and headers were not received within \(Self.seconds(configuration.headTimeout)) of their first byte; send the head in one piece."
+                        : "The request was not received completely within \(Self.seconds(configuration.readTimeout)); send it faster or in one piece.")
                     _ = write(response, isHEAD: false, connection: .close, stallTimeout: configuration.writeTimeout)
                     return true
                 case .woken:
@@ -97,6 +109,15 @@ final class HTTPConnection: @unchecked Sendable {
                 }
 
             case .head(let head):
+                headDeadline = nil
+                if let admission = server.admission, var refusal = admission(head, remoteAddress) {
+                    // Refused from the head alone: the body is never read into anything.
+                    if refusal.status.isInformational || refusal.status.code < 300 {
+                        refusal = .problem(.internalServerError, detail: "The admission check answered \(refusal.status.code) instead of refusing.")
+                    }
+                    _ = write(refusal, isHEAD: head.method == "HEAD", connection: .close, stallTimeout: configuration.writeTimeout)
+                    return true
+                }
                 if head.expectsContinue && !parser.hasBufferedBytes {
                     let interim = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
                     let sent = interim.withUnsafeBytes {
@@ -110,9 +131,10 @@ final class HTTPConnection: @unchecked Sendable {
                 _ = write(response, isHEAD: false, connection: .close, stallTimeout: configuration.writeTimeout)
                 return true
 
-            case .request(let head, let body):
+            case .request(let head, let body, let file):
+                headDeadline = nil
                 let request = HTTPRequest(method: head.method, target: head.target, version: head.version,
-                                          headers: head.headers, body: body, remoteAddress: remoteAddress)
+                                          headers: head.headers, body: body, spooledBody: file, remoteAddress: remoteAddress)
                 let response = server.respond(to: request)
                 let keepAlive = head.keepAlive && !response.requestsClose && !server.isStopping
                 let connection: ResponseWriter.ConnectionHeader =
@@ -126,22 +148,53 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    /// Writes a whole response; `false` when the peer is gone or too slow.
+    /// Writes a whole response within `responseTimeout`; `false` when the peer is gone or too
+    /// slow (no progress for `stallTimeout`, or the whole response not taken in time).
     private func write(_ response: HTTPResponse, isHEAD: Bool, connection: ResponseWriter.ConnectionHeader,
                        stallTimeout: Double) -> Bool {
         guard let transport else { return false }
         let (head, sendBody) = ResponseWriter.head(for: response, isHEAD: isHEAD, connection: connection,
                                                   serverName: configuration.serverName)
-        if sendBody && response.body.count <= 64 * 1024 {
+        if sendBody && response.bodyFile == nil && response.body.count <= 64 * 1024 {
             let message = head + response.body
             return message.withUnsafeBytes { transport.write($0, stallTimeout: stallTimeout) }
         }
         guard head.withUnsafeBytes({ transport.write($0, stallTimeout: stallTimeout) }) else { return false }
-        if sendBody {
-            return response.body.withUnsafeBytes { transport.write($0, stallTimeout: stallTimeout) }
+        guard sendBody else { return true }
+        // Large bodies go in slices so that the whole-response deadline is checked between them.
+        let deadline = Deadline.after(configuration.responseTimeout)
+        if let file = response.bodyFile {
+            var slice = [UInt8](repeating: 0, count: Self.writeSlice)
+            var offset = 0
+            while offset < file.count {
+                let left = Double(deadline.remainingMilliseconds) / 1000
+                guard left > 0 else { return false }
+                let n = slice.withUnsafeMutableBytes { file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0 ..< min($0.count, file.count - offset)]), at: offset) }
+                // A file that shrank or failed: the promised length cannot be kept; drop the connection.
+                guard n > 0 else { return false }
+                guard slice.withUnsafeBytes({ transport.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< n]), stallTimeout: min(stallTimeout, left)) }) else {
+                    return false
+                }
+                offset += n
+            }
+            return true
         }
-        return true
+        return response.body.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let left = Double(deadline.remainingMilliseconds) / 1000
+                guard left > 0 else { return false }
+                let end = min(raw.count, offset + Self.writeSlice)
+                guard transport.write(UnsafeRawBufferPointer(rebasing: raw[offset..<end]), stallTimeout: min(stallTimeout, left)) else {
+                    return false
+                }
+                offset = end
+            }
+            return true
+        }
     }
+
+    private static let writeSlice = 256 * 1024
 
     /// Ends the connection. With `linger`, half-closes first and discards what the peer
     /// still sends for a moment, so a final error response is not destroyed by a TCP reset

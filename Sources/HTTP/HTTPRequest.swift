@@ -10,8 +10,11 @@ public struct HTTPRequest: Sendable {
     public var version: HTTPVersion
     /// The header fields in order; lookup is case-insensitive.
     public var headers: HTTPHeaders
-    /// The body, de-chunked (empty when the request has none).
+    /// The body, de-chunked (empty when the request has none, or when it was spooled to a file).
     public var body: [UInt8]
+    /// The body written to a temporary file while it arrived (large uploads, when the server
+    /// has a spool policy); then `body` is empty. Read it with `bodyBytes()`.
+    public var spooledBody: SpooledBody?
     /// The peer as `host:port` (`[v6addr]:port` for IPv6); empty when unknown.
     public var remoteAddress: String
 
@@ -26,12 +29,14 @@ public struct HTTPRequest: Sendable {
 
     /// Creates a request and splits `target` into path and query.
     public init(method: String, target: String, version: HTTPVersion = .http1_1,
-                headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], remoteAddress: String = "") {
+                headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], spooledBody: SpooledBody? = nil,
+                remoteAddress: String = "") {
         self.method = method
         self.target = target
         self.version = version
         self.headers = headers
         self.body = body
+        self.spooledBody = spooledBody
         self.remoteAddress = remoteAddress
         let parts = Self.splitTarget(target)
         rawPath = parts.path
@@ -59,6 +64,15 @@ public struct HTTPRequest: Sendable {
 
     /// The body as `Data` (a copy).
     public var bodyData: Data { Data(body) }
+
+    /// The body's bytes wherever they are: mapped from the spool file, or a copy of `body`.
+    public func bodyBytes() throws -> Data {
+        if let spooledBody { return try spooledBody.mapped() }
+        return Data(body)
+    }
+
+    /// The body's length in bytes.
+    public var bodyCount: Int { spooledBody?.count ?? body.count }
 
     /// Splits a request-target into its path and query. Absolute-form targets
     /// (`http://host/p?q`) yield their path; `*` yields `*`.

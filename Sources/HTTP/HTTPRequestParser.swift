@@ -43,8 +43,9 @@ public struct HTTPRequestParser: Sendable {
         /// The head of a request whose body follows (reported once, before the body is read,
         /// so `Expect: 100-continue` can be answered).
         case head(HTTPRequestHead)
-        /// A complete request with its de-chunked body.
-        case request(HTTPRequestHead, body: [UInt8])
+        /// A complete request with its de-chunked body: in memory, or (with a spool policy and
+        /// a body past its memory limit) in `file`, with `body` empty.
+        case request(HTTPRequestHead, body: [UInt8], file: SpooledBody?)
         /// The request is malformed or over a limit; answer with the error and close.
         case failure(HTTPParseError)
     }
@@ -68,6 +69,8 @@ public struct HTTPRequestParser: Sendable {
 
     /// The limits this parser enforces.
     public let limits: Limits
+    /// Where large bodies go instead of memory; nil keeps every body in memory.
+    public var spoolPolicy: BodySpoolPolicy?
 
     private var buffer: [UInt8] = []
     private var position = 0              // first unconsumed byte in `buffer`
@@ -82,6 +85,8 @@ public struct HTTPRequestParser: Sendable {
     private var fields: [HTTPHeaders.Field] = []
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
+    private var bodyFile: SpooledBody?
+    private var bodyCount = 0
     private var trailerBytes = 0
     private var trailerCount = 0
 
@@ -95,6 +100,16 @@ public struct HTTPRequestParser: Sendable {
     public var hasPartialRequest: Bool {
         if case .requestLine = state { return headBytes > 0 || position < buffer.count }
         return true
+    }
+
+    /// Whether the parser is inside a request's head (request line or headers), as opposed to
+    /// its body, trailers, or between requests.
+    public var isReadingHead: Bool {
+        switch state {
+        case .requestLine: return headBytes > 0 || position < buffer.count
+        case .headerLines: return true
+        default: return false
+        }
     }
 
     /// Whether received bytes are waiting to be parsed.
@@ -118,12 +133,12 @@ public struct HTTPRequestParser: Sendable {
             switch state {
             case .fixedBody(let remaining):
                 let take = min(remaining, input.count)
-                body.append(contentsOf: UnsafeBufferPointer(rebasing: input[0..<take]))
+                if let error = appendBody(UnsafeBufferPointer(rebasing: input[0..<take])) { _ = fail(error); return }
                 state = .fixedBody(remaining: remaining - take)
                 input = UnsafeBufferPointer(rebasing: input[take...])
             case .chunkData(let remaining):
                 let take = min(remaining, input.count)
-                body.append(contentsOf: UnsafeBufferPointer(rebasing: input[0..<take]))
+                if let error = appendBody(UnsafeBufferPointer(rebasing: input[0..<take])) { _ = fail(error); return }
                 state = .chunkData(remaining: remaining - take)
                 input = UnsafeBufferPointer(rebasing: input[take...])
             default:
@@ -183,7 +198,7 @@ public struct HTTPRequestParser: Sendable {
                 if remaining > 0 {
                     let take = min(remaining, buffer.count - position)
                     if take == 0 { return .needMoreData }
-                    body.append(contentsOf: buffer[position..<(position + take)])
+                    if let error = appendBuffered(take) { return fail(error) }
                     position += take
                     state = .fixedBody(remaining: remaining - take)
                     if take < remaining { return .needMoreData }
@@ -209,7 +224,7 @@ public struct HTTPRequestParser: Sendable {
                 if remaining > 0 {
                     let take = min(remaining, buffer.count - position)
                     if take == 0 { return .needMoreData }
-                    body.append(contentsOf: buffer[position..<(position + take)])
+                    if let error = appendBuffered(take) { return fail(error) }
                     position += take
                     state = .chunkData(remaining: remaining - take)
                     if take < remaining { return .needMoreData }
@@ -463,11 +478,21 @@ public struct HTTPRequestParser: Sendable {
                                      framing: framing, keepAlive: keepAlive, expectsContinue: expectsContinue)
         head = parsed
         body = []
+        bodyFile = nil
+        bodyCount = 0
         switch framing {
         case .none:
             return completeRequest()
         case .contentLength(let length):
-            body.reserveCapacity(min(length, 1 << 20))
+            if let spoolPolicy, length > spoolPolicy.memoryLimit {
+                do { bodyFile = try SpooledBody(directory: spoolPolicy.directory) } catch let error as HTTPParseError {
+                    return fail(error)
+                } catch {
+                    return fail(HTTPParseError(.serviceUnavailable, "The server cannot store the upload right now; retry later."))
+                }
+            } else {
+                body.reserveCapacity(min(length, 1 << 20))
+            }
             state = .fixedBody(remaining: length)
         case .chunked:
             state = .chunkSize
@@ -502,7 +527,7 @@ public struct HTTPRequestParser: Sendable {
                 return HTTPParseError(.badRequest, "A chunk extension contains a control character.")
             }
         }
-        if size > limits.maxBodyBytes - body.count {
+        if size > limits.maxBodyBytes - bodyCount {
             return HTTPParseError(.contentTooLarge,
                 "The chunked body is larger than the \(limits.maxBodyBytes) bytes this server accepts.")
         }
@@ -518,9 +543,47 @@ public struct HTTPRequestParser: Sendable {
 
     // MARK: - Completion
 
+    /// Adds body bytes to memory or to the spool file (opened when a chunked body outgrows
+    /// the memory limit); an error when the file cannot be written.
+    private mutating func appendBody(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPParseError? {
+        bodyCount += bytes.count
+        if bodyFile == nil, let spoolPolicy, body.count + bytes.count > spoolPolicy.memoryLimit {
+            do {
+                let file = try SpooledBody(directory: spoolPolicy.directory)
+                try body.withUnsafeBufferPointer { try file.append($0) }
+                body = []
+                bodyFile = file
+            } catch let error as HTTPParseError {
+                return error
+            } catch {
+                return HTTPParseError(.serviceUnavailable, "The server cannot store the upload right now; retry later.")
+            }
+        }
+        if let bodyFile {
+            do { try bodyFile.append(bytes) } catch let error as HTTPParseError { return error } catch {
+                return HTTPParseError(.serviceUnavailable, "The server could not store the upload; retry later.")
+            }
+            return nil
+        }
+        body.append(contentsOf: bytes)
+        return nil
+    }
+
+    /// Moves `count` buffered bytes at `position` into the body.
+    private mutating func appendBuffered(_ count: Int) -> HTTPParseError? {
+        let start = position
+        let copy = buffer
+        return copy.withUnsafeBufferPointer { appendBody(UnsafeBufferPointer(rebasing: $0[start..<(start + count)])) }
+    }
+
     private mutating func completeRequest() -> Event {
-        let finished = head!
+        guard let finished = head else {
+            return fail(HTTPParseError(.internalServerError, "The request parser lost the request head."))
+        }
         let content = body
+        let file = bodyFile
+        bodyFile = nil
+        bodyCount = 0
         body = []
         head = nil
         fields = []
@@ -528,12 +591,13 @@ public struct HTTPRequestParser: Sendable {
         lineValidated = 0
         sawSpaceInRequestLine = false
         state = .requestLine
-        return .request(finished, body: content)
+        return .request(finished, body: content, file: file)
     }
 
     private mutating func fail(_ error: HTTPParseError) -> Event {
         state = .failed(error)
         body = []
+        bodyFile = nil
         fields = []
         return .failure(error)
     }

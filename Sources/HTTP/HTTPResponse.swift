@@ -12,6 +12,26 @@ public struct HTTPResponse: Sendable {
     public var headers: HTTPHeaders
     /// The content bytes (not sent for HEAD requests, 1xx, 204 and 304).
     public var body: [UInt8]
+    /// For a HEAD answer whose body was never built: the length GET would send, if known
+    /// cheaply (sent as Content-Length), else nil (no Content-Length, as RFC 9110 §9.3.2 allows).
+    public var headOnlyLength: Int??
+
+    /// Sent instead of `body` when set: the content of an open file, streamed in slices.
+    public var bodyFile: ResponseBodyFile?
+
+    /// A response whose content is `file`, sent from disk.
+    public static func file(_ file: ResponseBodyFile, status: HTTPStatus = .ok, headers: HTTPHeaders) -> HTTPResponse {
+        var response = HTTPResponse(status: status, headers: headers)
+        response.bodyFile = file
+        return response
+    }
+
+    /// A HEAD answer: the headers GET would send, without building the body.
+    public static func headOnly(status: HTTPStatus = .ok, headers: HTTPHeaders, length: Int?) -> HTTPResponse {
+        var response = HTTPResponse(status: status, headers: headers)
+        response.headOnlyLength = .some(length)
+        return response
+    }
 
     /// Creates a response.
     public init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {

@@ -23,6 +23,18 @@ import Darwin
 public final class HTTPServer: @unchecked Sendable {
     /// Produces the response for one request. Called concurrently for different connections.
     public typealias Handler = @Sendable (HTTPRequest) async -> HTTPResponse
+    /// Produces the response on the connection's own thread (it may block: every connection
+    /// has a thread, so nothing else waits behind it).
+    public typealias BlockingHandler = @Sendable (HTTPRequest) -> HTTPResponse
+    /// Decides from a request's head alone, before its body is read, whether to take the body:
+    /// nil takes it; a response refuses it (sent at once, without `100 Continue`, and the
+    /// connection closes without reading the body). Runs on the connection's thread.
+    public typealias Admission = @Sendable (HTTPRequestHead, _ remoteAddress: String) -> HTTPResponse?
+
+    enum HandlerKind {
+        case async(Handler)
+        case blocking(BlockingHandler)
+    }
 
     private enum Phase {
         case idle
@@ -33,13 +45,16 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// The configuration the server was created with.
     public let configuration: Configuration
-    let handler: Handler
+    let handler: HandlerKind
+    let admission: Admission?
 
     private let lock = NSCondition()
     private var phase = Phase.idle
     private var port = 0
     private var wakePipe: (read: Int32, write: Int32) = (-1, -1)
     private var connections: [Int: Int32] = [:]
+    private var clientOf: [Int: String] = [:]
+    private var connectionsPerClient: [String: Int] = [:]
     private var nextConnectionID = 0
     private var rejecting = 0
     private var acceptLoopRunning = false
@@ -49,9 +64,19 @@ public final class HTTPServer: @unchecked Sendable {
     private static let maxConcurrentRejections = 16
 
     /// Creates a server; nothing happens until `start()`.
-    public init(configuration: Configuration = Configuration(), handler: @escaping Handler) {
+    public init(configuration: Configuration = Configuration(), admission: Admission? = nil,
+                handler: @escaping Handler) {
         self.configuration = configuration
-        self.handler = handler
+        self.admission = admission
+        self.handler = .async(handler)
+    }
+
+    /// Creates a server whose handler runs on each connection's thread.
+    public init(configuration: Configuration = Configuration(), admission: Admission? = nil,
+                blockingHandler: @escaping BlockingHandler) {
+        self.configuration = configuration
+        self.admission = admission
+        self.handler = .blocking(blockingHandler)
     }
 
     deinit {
@@ -157,6 +182,10 @@ public final class HTTPServer: @unchecked Sendable {
     func connectionFinished(id: Int) {
         lock.lock()
         connections[id] = nil
+        if let client = clientOf.removeValue(forKey: id) {
+            let left = (connectionsPerClient[client] ?? 1) - 1
+            connectionsPerClient[client] = left > 0 ? left : nil
+        }
         lock.broadcast()
         lock.unlock()
     }
@@ -172,13 +201,17 @@ public final class HTTPServer: @unchecked Sendable {
     func respond(to request: HTTPRequest) -> HTTPResponse {
         final class Box: @unchecked Sendable { var response: HTTPResponse? }
         let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        let handler = self.handler
-        Task.detached {
-            box.response = await handler(request)
-            done.signal()
+        switch handler {
+        case .blocking(let handler):
+            box.response = handler(request)
+        case .async(let handler):
+            let done = DispatchSemaphore(value: 0)
+            Task.detached {
+                box.response = await handler(request)
+                done.signal()
+            }
+            done.wait()
         }
-        done.wait()
         guard var response = box.response else {
             return .problem(.internalServerError, detail: "The handler produced no response.")
         }
@@ -240,6 +273,15 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
+    /// The host part of `host:port` or `[v6]:port`: connections are counted per address.
+    static func clientHost(_ remoteAddress: String) -> String {
+        if remoteAddress.hasPrefix("["), let close = remoteAddress.firstIndex(of: "]") {
+            return String(remoteAddress[remoteAddress.index(after: remoteAddress.startIndex)..<close])
+        }
+        if let colon = remoteAddress.lastIndex(of: ":") { return String(remoteAddress[..<colon]) }
+        return remoteAddress
+    }
+
     private func admit(fd: Int32, remoteAddress: String) {
         lock.lock()
         guard phase == .running else {
@@ -247,7 +289,12 @@ public final class HTTPServer: @unchecked Sendable {
             SocketIO.close(fd)
             return
         }
-        if connections.count >= configuration.maxConnections {
+        let client = Self.clientHost(remoteAddress)
+        let clientCount = connectionsPerClient[client] ?? 0
+        if connections.count >= configuration.maxConnections || clientCount >= configuration.maxConnectionsPerClient {
+            let detail = connections.count >= configuration.maxConnections
+                ? "The server is handling its maximum of \(configuration.maxConnections) connections; retry shortly."
+                : "Your address already holds \(clientCount) connections, the most one client may open here (\(configuration.maxConnectionsPerClient)); reuse them (keep-alive) or close some."
             guard rejecting < Self.maxConcurrentRejections else {
                 lock.unlock()
                 SocketIO.close(fd)
@@ -256,12 +303,14 @@ public final class HTTPServer: @unchecked Sendable {
             rejecting += 1
             lock.unlock()
             let connection = HTTPConnection(server: self, id: -1, fd: fd, remoteAddress: remoteAddress)
-            if !DetachedThread.start({ connection.reject() }) { rejectionFinished(fd: fd) }
+            if !DetachedThread.start({ connection.reject(detail: detail) }) { rejectionFinished(fd: fd) }
             return
         }
         let id = nextConnectionID
         nextConnectionID += 1
         connections[id] = fd
+        clientOf[id] = client
+        connectionsPerClient[client] = clientCount + 1
         lock.unlock()
         let connection = HTTPConnection(server: self, id: id, fd: fd, remoteAddress: remoteAddress)
         if !DetachedThread.start({ connection.run() }) {

@@ -31,6 +31,19 @@ extension HTTPServer {
         /// Seconds allowed to receive one whole request (head and body), counted from its
         /// first byte; slower senders get 408 and the connection is closed.
         public var readTimeout: Double
+        /// Seconds allowed to receive a request's head (request line and headers), counted from
+        /// its first byte, and to complete a TLS handshake: a client that trickles its head
+        /// gets 408 long before `readTimeout`.
+        public var headTimeout: Double
+        /// Seconds allowed to send one whole response; a client that reads too slowly is
+        /// disconnected when it runs out (progress within `writeTimeout` is not enough).
+        public var responseTimeout: Double
+        /// Most simultaneous connections from one client address (IP, any port); beyond it the
+        /// client's new connections get 503, so one host cannot take every slot.
+        public var maxConnectionsPerClient: Int
+        /// Where bodies too large for memory are written while they arrive; nil keeps every
+        /// body in memory.
+        public var bodySpool: BodySpoolPolicy?
         /// Seconds a connection may wait for the next request (keep-alive, or the first
         /// request after connecting) before it is closed silently.
         public var idleTimeout: Double
@@ -53,9 +66,13 @@ extension HTTPServer {
                     maxHeaderCount: Int = 100,
                     maxBodyBytes: Int = 512 * 1024 * 1024,
                     readTimeout: Double = 30,
+                    headTimeout: Double = 10,
                     idleTimeout: Double = 60,
                     writeTimeout: Double = 30,
+                    responseTimeout: Double = 600,
                     maxConnections: Int = 256,
+                    maxConnectionsPerClient: Int = 64,
+                    bodySpool: BodySpoolPolicy? = nil,
                     backlog: Int32 = 128,
                     tls: TLS? = nil,
                     serverName: String? = "swift-http") {
@@ -65,6 +82,10 @@ extension HTTPServer {
             self.maxHeaderCount = maxHeaderCount
             self.maxBodyBytes = maxBodyBytes
             self.readTimeout = readTimeout
+            self.headTimeout = headTimeout
+            self.responseTimeout = responseTimeout
+            self.maxConnectionsPerClient = maxConnectionsPerClient
+            self.bodySpool = bodySpool
             self.idleTimeout = idleTimeout
             self.writeTimeout = writeTimeout
             self.maxConnections = maxConnections
@@ -88,8 +109,14 @@ extension HTTPServer {
             try check(maxHeaderBytes >= 64, "maxHeaderBytes must be at least 64")
             try check(maxHeaderCount >= 1, "maxHeaderCount must be at least 1")
             try check(maxBodyBytes >= 0, "maxBodyBytes must not be negative")
-            try check(readTimeout > 0 && idleTimeout > 0 && writeTimeout > 0, "timeouts must be positive")
+            try check(readTimeout > 0 && idleTimeout > 0 && writeTimeout > 0 && headTimeout > 0 && responseTimeout > 0,
+                      "timeouts must be positive")
             try check(maxConnections >= 1, "maxConnections must be at least 1")
+            try check(maxConnectionsPerClient >= 1, "maxConnectionsPerClient must be at least 1")
+            if let bodySpool {
+                try check(bodySpool.memoryLimit >= 0, "bodySpool.memoryLimit must not be negative")
+                try check(!bodySpool.directory.isEmpty, "bodySpool.directory must name a directory")
+            }
             try check(backlog >= 1, "backlog must be at least 1")
             if let serverName {
                 try check(!serverName.utf8.contains { $0 < 32 || $0 == 127 }, "serverName must not contain control characters")

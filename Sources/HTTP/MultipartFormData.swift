@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -60,11 +61,18 @@ public enum MultipartFormData {
     ///   contain the boundary, a missing closing boundary, a truncated body, too many parts,
     ///   oversized or malformed part headers, or a part without a `form-data` disposition and name.
     public static func parse(body: [UInt8], contentType: String, limits: Limits = Limits()) throws -> [Part] {
+        try parse(data: Data(body), contentType: contentType, limits: limits)
+    }
+
+    /// Splits a body held as `Data` (for instance mapped from a spooled upload); the parts'
+    /// contents are slices of it, so nothing is copied.
+    public static func parse(data: Data, contentType: String, limits: Limits = Limits()) throws -> [Part] {
         let boundary = try boundary(fromContentType: contentType)
         let delimiter: [UInt8] = [13, 10, 45, 45] + Array(boundary.utf8)   // CRLF "--" boundary
-        return try body.withUnsafeBufferPointer { buffer in
+        return try data.withUnsafeBytes { raw in
+            let buffer = raw.bindMemory(to: UInt8.self)
             var scanner = Scanner(buffer: buffer, delimiter: delimiter, boundary: boundary, limits: limits)
-            return try scanner.parse(body)
+            return try scanner.parse(data)
         }
     }
 
@@ -105,7 +113,7 @@ public enum MultipartFormData {
 
         var count: Int { buffer.count }
 
-        mutating func parse(_ body: [UInt8]) throws -> [Part] {
+        mutating func parse(_ body: Data) throws -> [Part] {
             var position = try firstDelimiterEnd()
             var parts: [Part] = []
             while true {
@@ -140,7 +148,8 @@ public enum MultipartFormData {
                     throw MultipartError(.truncated,
                         "Part \(number) is not followed by a boundary: the body was truncated or its closing '--\(boundary)--' is missing.")
                 }
-                parts.append(try makePart(headers: headers, body: body[position..<end], number: number))
+                let start = body.startIndex
+                parts.append(try makePart(headers: headers, body: body[(start + position)..<(start + end)], number: number))
                 position = end + delimiter.count
             }
         }
@@ -251,7 +260,7 @@ public enum MultipartFormData {
             }
         }
 
-        func makePart(headers: HTTPHeaders, body: ArraySlice<UInt8>, number: Int) throws -> Part {
+        func makePart(headers: HTTPHeaders, body: Data, number: Int) throws -> Part {
             guard let disposition = headers["Content-Disposition"] else {
                 throw MultipartError(.malformedPart,
                     "Part \(number) has no Content-Disposition header; each part needs 'Content-Disposition: form-data; name=\"…\"'.")

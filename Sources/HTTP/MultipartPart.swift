@@ -1,3 +1,4 @@
+import Foundation
 extension MultipartFormData {
     /// One part of a `multipart/form-data` body (RFC 7578 §4).
     public struct Part: Sendable {
@@ -11,11 +12,11 @@ extension MultipartFormData {
         public let headers: HTTPHeaders
         /// The part's content: a slice of the original body (no copy), so its indices are
         /// positions in that body. Use `Array(part.body)` for a zero-based copy.
-        public let body: ArraySlice<UInt8>
+        public let body: Data
 
         /// Creates a part.
         public init(name: String, filename: String?, contentType: String?, headers: HTTPHeaders,
-                    body: ArraySlice<UInt8>) {
+                    body: Data) {
             self.name = name
             self.filename = filename
             self.contentType = contentType

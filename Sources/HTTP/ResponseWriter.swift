@@ -30,7 +30,16 @@ enum ResponseWriter {
         case .keepAlive: text += "Connection: keep-alive\r\n"
         }
         let forbidsBody = response.status.forbidsBody
-        if !forbidsBody { text += "Content-Length: \(response.body.count)\r\n" }
+        if let file = response.bodyFile {
+            if !forbidsBody { text += "Content-Length: \(file.count)\r\n" }
+            text += "\r\n"
+            return (Array(text.utf8), !forbidsBody && !isHEAD && file.count > 0)
+        }
+        if let headOnly = response.headOnlyLength {
+            if !forbidsBody, let length = headOnly { text += "Content-Length: \(length)\r\n" }
+        } else if !forbidsBody {
+            text += "Content-Length: \(response.body.count)\r\n"
+        }
         text += "\r\n"
         return (Array(text.utf8), !forbidsBody && !isHEAD && !response.body.isEmpty)
     }

@@ -22,6 +22,9 @@ struct Deadline: Sendable {
 
     var hasPassed: Bool { Deadline.now() >= nanoseconds }
 
+    /// Whether this deadline comes before `other`.
+    func isBefore(_ other: Deadline) -> Bool { nanoseconds < other.nanoseconds }
+
     /// Milliseconds left, rounded up, for `poll`.
     var remainingMilliseconds: Int32 {
         let current = Deadline.now()

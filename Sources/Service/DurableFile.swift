@@ -31,7 +31,7 @@ public enum DurableFile {
     }
 
     /// Creates `path` (which must not exist), writes `bytes` and flushes them to disk.
-    public static func writeNew(_ bytes: [UInt8], to path: String) throws {
+    public static func writeNew<Bytes: ContiguousBytes>(_ bytes: Bytes, to path: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw failure("create", path) }
         defer { close(fd) }

@@ -44,12 +44,45 @@ final class Janitor: @unchecked Sendable {
     /// Asks for a sweep soon (after a job finished).
     func poke() { queue.async { [weak self] in self?.sweep() } }
 
-    /// Whether `incoming` more bytes fit under the quota (after a sweep when they do not at first).
+    private let reservationLock = NSLock()
+    /// Bytes promised to submissions that are being stored (checked and taken atomically, so
+    /// two concurrent submissions cannot both fit into the same free space).
+    private var reserved: Int64 = 0
+
+    /// Whether `incoming` more bytes fit under the quota (after a sweep when they do not at
+    /// first), counting the space reserved by submissions in flight.
     func hasRoom(for incoming: Int64) -> Bool {
         guard quota > 0 else { return true }
-        if store.totalBytes + masks.totalBytes + incoming <= quota { return true }
+        if fits(incoming) { return true }
         _ = queue.sync { sweep() }
-        return store.totalBytes + masks.totalBytes + incoming <= quota
+        return fits(incoming)
+    }
+
+    private func fits(_ incoming: Int64) -> Bool {
+        store.totalBytes + masks.totalBytes + reservationLock.withLock({ reserved }) + incoming <= quota
+    }
+
+    /// Reserves `bytes` under the quota; false when they do not fit even after a sweep. Give
+    /// them back with `release` once stored (or abandoned).
+    func reserve(_ bytes: Int64) -> Bool {
+        guard quota > 0 else { return true }
+        for attempt in 0 ..< 2 {
+            if attempt == 1 { _ = queue.sync { sweep() } }
+            let used = store.totalBytes + masks.totalBytes
+            let taken: Bool = reservationLock.withLock {
+                guard used + reserved + bytes <= quota else { return false }
+                reserved += bytes
+                return true
+            }
+            if taken { return true }
+        }
+        return false
+    }
+
+    /// Returns a reservation.
+    func release(_ bytes: Int64) {
+        guard quota > 0 else { return }
+        reservationLock.withLock { reserved = max(0, reserved - bytes) }
     }
 
     /// One pass; returns the ids of the jobs it removed.

@@ -49,6 +49,7 @@ struct JobRunner: Sendable {
             let video = try reconstructor.reconstruct(input.snapshots, mask: input.mask, context: context)
             let seconds = Date().timeIntervalSince(clock)
             try control.token.check()
+            try Self.requireFinite(video, whiteLevel: input.whiteLevel)
             let scores = try input.groundTruth.map { try Metrics.score(reference: $0, estimate: video) }
             try store.writeFile(id, Self.resultFile,
                                 NPY.encode(NumericArray(shape: [video.frames, video.height, video.width], float32: video.pixels)))
@@ -60,6 +61,14 @@ struct JobRunner: Sendable {
         let final: Job?
         do {
             switch outcome {
+            case .success where store.get(id)?.cancelRequested == true:
+                // DELETE arrived while the job ran and was answered "cancelling": keep that word.
+                final = try store.update(id) { job in
+                    job.state = .cancelled
+                    job.finished = Date()
+                }
+                metrics.recordFinished(state: .cancelled, algorithm: job.options.algorithm, seconds: nil)
+                log("job \(id): cancelled (finished after its cancellation was requested; result discarded)")
             case .success(let (_, scores, seconds)):
                 final = try store.update(id) { job in
                     job.state = .succeeded
@@ -79,6 +88,8 @@ struct JobRunner: Sendable {
                         job.state = .queued
                         job.started = nil
                         job.progress = 0
+                        // A graceful stop is not a crash: `attempts` counts interrupted runs only.
+                        job.attempts = max(0, job.attempts - 1)
                     }
                     log("job \(id): stopped by shutdown, kept queued for the next start")
                     return
@@ -110,6 +121,14 @@ struct JobRunner: Sendable {
             return
         }
         if let final { finished(final) }
+    }
+
+    /// A result holding NaN or infinity is not stored: it would make every download meaningless
+    /// (and PNG frames of it all black). The job fails saying why instead.
+    static func requireFinite(_ video: Video, whiteLevel: Float) throws {
+        let bad = video.pixels.withUnsafeBufferPointer { $0.reduce(0) { $1.isFinite ? $0 : $0 + 1 } }
+        guard bad > 0 else { return }
+        throw SCIError("the reconstruction produced \(bad) NaN or infinite value(s) out of \(video.pixels.count): the input's values overflow float32 arithmetic on the [0, 1] scale (white level \(whiteLevel)); state a white_level near the measurement's largest value, or rescale the data")
     }
 
     /// The job's reconstruction input, rebuilt from its folder and the mask store.

@@ -68,11 +68,11 @@ public final class JobStore: @unchecked Sendable {
     }
 
     /// Creates the job's folder with `files` and its record, durably, in one rename.
-    public func create(_ job: Job, files: [(name: String, bytes: ArraySlice<UInt8>)]) throws {
+    public func create(_ job: Job, files: [(name: String, bytes: Data)]) throws {
         let folder = stagingDirectory + "/job-" + job.id
         try DurableFile.makeDirectory(folder)
         do {
-            for file in files { try DurableFile.writeNew(Array(file.bytes), to: folder + "/" + file.name) }
+            for file in files { try DurableFile.writeNew(file.bytes, to: folder + "/" + file.name) }
             try DurableFile.writeNew(try JobCoding.encode(job), to: folder + "/job.json")
             try DurableFile.syncDirectory(folder)
             try lock.withLock {

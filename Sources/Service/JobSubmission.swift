@@ -4,6 +4,26 @@ import HTTP
 import Reconstruction
 import SCICore
 
+/// One request's decoding budget: every part is decoded within what the earlier parts left of
+/// `max_decode_mib`, so three parts cannot each take the whole budget.
+struct DecodeBudget {
+    var limits: DecodeLimits
+
+    init(_ limits: DecodeLimits) { self.limits = limits }
+
+    mutating func decode(_ part: MultipartFormData.Part, role: String, defaultName: String) throws -> ArrayFile {
+        guard limits.maxInflatedBytes > 0 else {
+            throw ProblemDocument(.contentTooLarge, kind: .invalidInput,
+                detail: "The files before '\(role)' already used this server's decoding budget; send smaller arrays.",
+                extensions: [("part", .string(role))])
+        }
+        let file = try JobSubmission.decodePart(part, role: role, defaultName: defaultName, limits: limits)
+        let decoded = file.arrays.reduce(0) { $0 + $1.array.byteCount }
+        limits.maxInflatedBytes = max(0, limits.maxInflatedBytes - decoded)
+        return file
+    }
+}
+
 /// A `POST /v1/jobs` body taken apart and checked completely: files decoded, arrays built and
 /// checked against each other and against the chosen algorithm. Nothing is stored yet; a
 /// request that gets this far will be accepted unless the queue or disk is full.
@@ -12,7 +32,7 @@ struct JobSubmission {
     struct File {
         var role: String
         var kind: ArrayFileKind
-        var bytes: ArraySlice<UInt8>
+        var bytes: Data
         var filename: String?
         var storedName: String { role + "." + kind.rawValue }
     }
@@ -26,8 +46,10 @@ struct JobSubmission {
     static let partNames = ["measurement", "mask", "mask_id", "ground_truth", "options"]
 
     /// Parses and validates the request; throws a `ProblemDocument` saying what to fix.
-    static func parse(_ request: HTTPRequest, config: ServiceConfig, masks: MaskStore, models: ModelRegistry) throws -> JobSubmission {
+    static func parse(_ request: HTTPRequest, config: ServiceConfig, masks: MaskStore, models: ModelRegistry,
+                      limits: DecodeLimits) throws -> JobSubmission {
         let parts = try multipartParts(request, allowed: partNames, what: "a job")
+        var budget = DecodeBudget(limits)
         guard let measurementPart = parts["measurement"] else {
             throw ProblemDocument(.badRequest, kind: .missingPart,
                 detail: "The form has no 'measurement' part: send the coded snapshot(s) as a file field named 'measurement' (.npy, .npz, .mat or .png).")
@@ -38,12 +60,12 @@ struct JobSubmission {
         }
         let options = try JobOptions.parse(parts["options"].map { Array($0.body) }, config: config)
 
-        let measurement = try decodePart(measurementPart, role: "measurement", defaultName: "meas")
+        let measurement = try budget.decode(measurementPart, role: "measurement", defaultName: "meas")
         var files = [File(role: "measurement", kind: measurement.kind, bytes: measurementPart.body, filename: measurementPart.filename)]
         var maskFile: ArrayFile?
         var maskFromStore: String?
         if let part = parts["mask"] {
-            maskFile = try decodePart(part, role: "mask", defaultName: "mask")
+            maskFile = try budget.decode(part, role: "mask", defaultName: "mask")
         } else if let part = parts["mask_id"] {
             let id = part.text.trimmingCharacters(in: .whitespacesAndNewlines)
             guard MaskStore.isValidID(id), masks.info(id) != nil else {
@@ -65,7 +87,7 @@ struct JobSubmission {
         }
         var truthFile: ArrayFile?
         if let part = parts["ground_truth"] {
-            let file = try decodePart(part, role: "ground_truth", defaultName: "orig")
+            let file = try budget.decode(part, role: "ground_truth", defaultName: "orig")
             truthFile = file
             files.append(File(role: "ground_truth", kind: file.kind, bytes: part.body, filename: part.filename))
         }
@@ -100,10 +122,18 @@ struct JobSubmission {
     /// Checks what depends on the algorithm and the server's limits.
     static func check(_ input: ReconstructionInput, options: JobOptions, config: ServiceConfig, models: ModelRegistry) throws {
         let mask = input.mask
-        let outputs = input.snapshots.count * mask.frames * mask.height * mask.width
-        if outputs > config.maxOutputValues {
+        let (outputs, overflow) = (input.snapshots.count * mask.frames).multipliedReportingOverflow(by: mask.height * mask.width)
+        if overflow || outputs > config.maxOutputValues {
             throw ProblemDocument.invalidInput(
                 "The job would reconstruct \(input.snapshots.count) snapshot(s) x \(mask.frames) frames of \(mask.height)x\(mask.width) = \(outputs) values; this server takes at most \(config.maxOutputValues) per job: send fewer snapshots (options 'snapshots') or split the stack.")
+        }
+        // GAP-TV's buffers pad each row to whole vectors (and one more), and TV adds a row: a
+        // frame 2 pixels wide costs 16-32 values per pixel. Bound that working set too.
+        let paddedRow = (mask.width + 15) / 16 * 16 + 16
+        let (working, workingOverflow) = (mask.frames * (mask.height + 1)).multipliedReportingOverflow(by: paddedRow)
+        if workingOverflow || working > config.maxOutputValues {
+            throw ProblemDocument.invalidInput(
+                "Frames of \(mask.height)x\(mask.width) take \(workingOverflow ? "too many" : String(working)) working values per snapshot once rows are padded for vector arithmetic; this server allows \(config.maxOutputValues): send wider, shorter frames (transpose a tall narrow stack) or fewer frames.")
         }
         guard options.algorithm == "revsci", let name = options.model else { return }
         let model = try models.config(named: name)
@@ -119,7 +149,8 @@ struct JobSubmission {
     }
 
     /// Decodes one file part, or says why it cannot be used (415 unknown format, 422 broken file).
-    static func decodePart(_ part: MultipartFormData.Part, role: String, defaultName: String) throws -> ArrayFile {
+    static func decodePart(_ part: MultipartFormData.Part, role: String, defaultName: String,
+                           limits: DecodeLimits = .default) throws -> ArrayFile {
         let bytes = Array(part.body)
         guard !bytes.isEmpty else {
             throw ProblemDocument.invalidInput("The '\(role)' part is empty: attach the file's content.")
@@ -134,7 +165,7 @@ struct JobSubmission {
                                   extensions: [("part", .string(role))])
         }
         do {
-            return try ArrayFile.decode(bytes, defaultName: defaultName)
+            return try ArrayFile.decode(bytes, defaultName: defaultName, limits: limits)
         } catch let error as FormatError {
             throw ProblemDocument(.unprocessableContent, kind: .invalidInput,
                                   detail: "The '\(role)' part cannot be read: \(error.description)",
@@ -153,7 +184,9 @@ struct JobSubmission {
         }
         let parts: [MultipartFormData.Part]
         do {
-            parts = try MultipartFormData.parse(body: request.body, contentType: contentType)
+            parts = try MultipartFormData.parse(data: try request.bodyBytes(), contentType: contentType)
+        } catch let error as HTTPParseError {
+            throw ProblemDocument.internalError(error.detail)
         } catch let error as MultipartError {
             if error.kind == .notMultipart {
                 throw ProblemDocument(.unsupportedMediaType, kind: .unsupportedMediaType,

@@ -40,9 +40,24 @@ info:
 
     **Errors** are `application/problem+json` (RFC 9457) with a `detail` saying what to fix and a
     stable `type` (`/problems/<kind>`). Besides the responses listed per operation, the HTTP layer
-    may answer 405 (wrong method, with `Allow`), 408 (request not received within the read
-    timeout), 413 (body over `max_body_mib`, decided from Content-Length before reading),
-    414/431 (request line or headers too long), 500 and 503 (too many connections).
+    may answer 405 (wrong method, with `Allow`), 408 (request head not received within
+    `head_timeout_seconds` of its first byte, or the whole request not within
+    `read_timeout_seconds`), 413 (body over `max_body_mib`, decided from Content-Length before
+    reading), 414/431 (request line or headers too long), 500 and 503 (too many connections in
+    all, or more than `max_connections_per_client` from one address).
+
+    **Decided from the head.** Authentication (401), the route and method (404/405), the media
+    type of an upload (415), a stopping server or a full queue (503/429 with `Retry-After`) and
+    the disk quota (503) are checked from the request head before any of the body is read; a
+    refusal closes the connection and a client that sent `Expect: 100-continue` gets it instead
+    of `100 Continue`. Accepted bodies over `memory_body_kib` are written to the server's disk
+    as they arrive. Files are decoded within `max_decode_mib` per request (a compressed
+    `.npz`/`.mat` part that declares more is refused with 422 before it is inflated) and no
+    array may hold more than `max_output_values` elements.
+
+    **Results are finite.** A reconstruction that produces NaN or infinity (for instance a
+    `white_level` far below the data's values) ends `failed` with a detail saying so; inputs
+    that overflow float32 once divided by the white level are refused with 422 at submission.
 
     **Authentication.** When the server runs with `auth.enabled`, every `/v1` route needs
     `Authorization: Bearer <token>` and answers 401 without a valid one; `/`, `/healthz`,
@@ -320,7 +335,11 @@ paths:
       tags: [jobs]
       summary: All frames as a zip of PNGs
       operationId: getFramesZip
-      description: Entries `frame_0000.png`, `frame_0001.png`, ... stored (not deflated; PNG is already compressed).
+      description: |
+        Entries `frame_0000.png`, `frame_0001.png`, ... stored (not deflated; PNG is already
+        compressed). Any number of frames: past 65,534 entries the archive carries ZIP64 end
+        records (APPNOTE 4.3.14), which every current unzip tool reads. `HEAD` answers without
+        building the archive (Content-Length only once it is cached).
       responses:
         '200':
           description: The PNG sequence.

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Formats
 import HTTP
 
 /// The reconstruction service: job store, mask store, worker pool, janitor and HTTP server
@@ -23,6 +24,8 @@ public final class ReconstructionService: @unchecked Sendable {
     let results = ResultCache()
     let preparedInputs = PreparedInputs()
     let storageLock = NSLock()
+    /// Bounds how many requests decode uploaded files at once (`max_concurrent_decodes`).
+    let decodeSlots: DispatchSemaphore
     let tokens: [String]
     private(set) var pool: WorkerPool!
     private(set) var janitor: Janitor!
@@ -44,6 +47,7 @@ public final class ReconstructionService: @unchecked Sendable {
         self.config = config
         self.log = log
         tokens = try config.resolvedTokens()
+        decodeSlots = DispatchSemaphore(value: config.maxConcurrentDecodes)
         let root = config.dataDir
         try DurableFile.makeDirectory(root)
         directoryLock = try DirectoryLock(path: root + "/LOCK")
@@ -92,12 +96,11 @@ public final class ReconstructionService: @unchecked Sendable {
     /// Starts the workers, the janitor and the HTTP server.
     public func start() throws {
         let router = Router(service: self)
-        let server = HTTPServer(configuration: config.httpConfiguration) { request in
-            await withCheckedContinuation { continuation in
-                // Handlers block (file I/O, decoding): keep them off the cooperative pool.
-                DispatchQueue.global().async { continuation.resume(returning: router.handle(request)) }
-            }
-        }
+        // Handlers block (file I/O, decoding) on their connection's own thread: no hop to a
+        // shared pool, so /healthz never waits behind another request's work.
+        let server = HTTPServer(configuration: config.httpConfiguration,
+                                admission: { head, remote in router.admit(head, remoteAddress: remote) },
+                                blockingHandler: { request in router.handle(request) })
         try server.start()
         stateLock.withLock {
             self.server = server
@@ -205,6 +208,30 @@ public final class ReconstructionService: @unchecked Sendable {
                                   detail: "The server is shutting down and takes no new work; retry against its next start.",
                                   headers: [("Retry-After", String(config.retryAfterSeconds))])
         }
+    }
+
+    /// 503 with Retry-After unless `bytes` more fit under the disk quota.
+    func requireQuota(for bytes: Int64) throws {
+        guard janitor.hasRoom(for: bytes) else { throw quotaProblem() }
+    }
+
+    func quotaProblem() -> ProblemDocument {
+        ProblemDocument(.serviceUnavailable, kind: .quotaExceeded,
+            detail: "The job store is over its disk quota (\(config.quotaMiB) MiB) with unfinished jobs and uploaded masks; retry when jobs have finished, or delete finished jobs and unused masks.",
+            headers: [("Retry-After", String(config.retryAfterSeconds))])
+    }
+
+    /// Runs `body` holding one of the `max_concurrent_decodes` slots.
+    func decoding<T>(_ body: () throws -> T) rethrows -> T {
+        decodeSlots.wait()
+        defer { decodeSlots.signal() }
+        return try body()
+    }
+
+    /// The limits for decoding one request's files: no array larger than a job may be, and
+    /// at most `max_decode_mib` produced by decompression.
+    var decodeLimits: DecodeLimits {
+        DecodeLimits(maxElements: config.maxOutputValues, maxInflatedBytes: config.maxDecodeMiB << 20)
     }
 
     /// 429 or 503 (config) with Retry-After when the queue is full.

@@ -54,6 +54,60 @@ final class Router: @unchecked Sendable {
         return response
     }
 
+    /// Decides from a request's head, before its body is read, whether the body is wanted:
+    /// route and method, authentication, content type, shutdown, queue room and disk quota.
+    /// Nil takes the body; a problem response refuses it (no `100 Continue`, nothing read).
+    func admit(_ head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse? {
+        let request = HTTPRequest(method: head.method, target: head.target, version: head.version,
+                                  headers: head.headers, remoteAddress: remoteAddress)
+        let method = request.method == "HEAD" ? "GET" : request.method
+        var template = "unmatched"
+        do {
+            let match = try route(request)
+            template = match.template
+            if template.hasPrefix("/v1") { try authorize(request) }
+            guard match.exists else { throw Self.noRoute(request) }
+            guard match.handlers[method] != nil else { return nil }   // the handler path answers 405
+            let declared: Int64
+            if case .contentLength(let length) = head.framing { declared = Int64(length) } else { declared = 0 }
+            switch (template, method) {
+            case ("/v1/jobs", "POST"):
+                try service.requireAccepting()
+                try requireMediaType(request, ["multipart/form-data"], what: "a job")
+                guard service.pool.hasRoom else { throw service.queueFullProblem() }
+                try service.requireQuota(for: declared)
+            case ("/v1/masks", "POST"):
+                try service.requireAccepting()
+                try requireMediaType(request, ["multipart/form-data"] + MaskRoutes.rawTypes, what: "a mask")
+                try service.requireQuota(for: declared)
+            default:
+                break
+            }
+            return nil
+        } catch let problem as ProblemDocument {
+            let response = problem.response(instance: String(request.rawPath.prefix(200)))
+            let methodLabel = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].contains(method) ? method : "OTHER"
+            service.metrics.recordRequest(route: template, method: methodLabel, status: response.status.code, seconds: 0)
+            if service.config.accessLog {
+                service.log("\(remoteAddress) \"\(request.method.prefix(20)) \(request.target.prefix(200))\" \(response.status.code) refused before the body")
+            }
+            return response
+        } catch {
+            return ProblemDocument.internalError("The server failed to check the request: \(error)").response(instance: nil)
+        }
+    }
+
+    /// 415 unless the request's media type is one of `types`.
+    func requireMediaType(_ request: HTTPRequest, _ types: [String], what: String) throws {
+        let mediaType = (request.contentType ?? "").split(separator: ";").first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        } ?? ""
+        guard types.contains(mediaType) else {
+            throw ProblemDocument(.unsupportedMediaType, kind: .unsupportedMediaType,
+                detail: "Send \(what) as \(types.joined(separator: " or ")) (the request's Content-Type is '\(mediaType.prefix(80))').")
+        }
+    }
+
     /// Finds the route for the request's path; 404 when none matches.
     func route(_ request: HTTPRequest) throws -> Match {
         let c = request.pathComponents
@@ -82,7 +136,7 @@ final class Router: @unchecked Sendable {
                 return Match(template: "/v1/jobs/{id}/frames.zip", handlers: ["GET": { try jobs.framesZip(id, request) }])
             case (4, "jobs") where c[3] == "result.npy":
                 let id = c[2]
-                return Match(template: "/v1/jobs/{id}/result.npy", handlers: ["GET": { try jobs.resultNPY(id) }])
+                return Match(template: "/v1/jobs/{id}/result.npy", handlers: ["GET": { try jobs.resultNPY(id, request) }])
             case (5, "jobs") where c[3] == "frames":
                 let id = c[2], name = c[4]
                 return Match(template: "/v1/jobs/{id}/frames/{k}.png", handlers: ["GET": { try jobs.framePNG(id, name, request) }])

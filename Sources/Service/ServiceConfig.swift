@@ -77,10 +77,25 @@ public struct ServiceConfig: Sendable, Equatable {
     public var maxOutputValues = 1 << 28
     /// Seconds to receive one whole request; slower senders get 408.
     public var readTimeoutSeconds = 300.0
+    /// Seconds to receive a request's head (and to finish a TLS handshake); slower get 408.
+    public var headTimeoutSeconds = 10.0
+    /// Seconds to send one whole response; slower readers are disconnected.
+    public var responseTimeoutSeconds = 600.0
     /// Seconds an idle keep-alive connection stays open.
     public var idleTimeoutSeconds = 60.0
     /// Simultaneous connections; beyond it new ones get 503.
     public var maxConnections = 128
+    /// Simultaneous connections from one client address; beyond it its new ones get 503.
+    public var maxConnectionsPerClient = 32
+    /// Request bodies up to this size stay in memory while they arrive; larger ones are written
+    /// to the store's tmp/ folder as they arrive.
+    public var memoryBodyKiB = 256
+    /// Bytes that decoding one request's files may produce (inflated data and decoded arrays
+    /// together); a file declaring more is refused (422) before anything is inflated.
+    public var maxDecodeMiB = 1024
+    /// Requests decoding uploaded files at the same time; others wait their turn (their bodies
+    /// are already on disk), so memory stays bounded however many clients upload at once.
+    public var maxConcurrentDecodes = 2
     /// On SIGTERM/SIGINT: seconds running jobs get to finish before they are stopped and kept
     /// queued for the next start.
     public var shutdownGraceSeconds = 30.0
@@ -132,8 +147,14 @@ public struct ServiceConfig: Sendable, Equatable {
         config.maxBodyMiB = try reader.int("max_body_mib") ?? config.maxBodyMiB
         config.maxOutputValues = try reader.int("max_output_values") ?? config.maxOutputValues
         config.readTimeoutSeconds = try reader.double("read_timeout_seconds") ?? config.readTimeoutSeconds
+        config.headTimeoutSeconds = try reader.double("head_timeout_seconds") ?? config.headTimeoutSeconds
+        config.responseTimeoutSeconds = try reader.double("response_timeout_seconds") ?? config.responseTimeoutSeconds
         config.idleTimeoutSeconds = try reader.double("idle_timeout_seconds") ?? config.idleTimeoutSeconds
         config.maxConnections = try reader.int("max_connections") ?? config.maxConnections
+        config.maxConnectionsPerClient = try reader.int("max_connections_per_client") ?? config.maxConnectionsPerClient
+        config.memoryBodyKiB = try reader.int("memory_body_kib") ?? config.memoryBodyKiB
+        config.maxDecodeMiB = try reader.int("max_decode_mib") ?? config.maxDecodeMiB
+        config.maxConcurrentDecodes = try reader.int("max_concurrent_decodes") ?? config.maxConcurrentDecodes
         config.shutdownGraceSeconds = try reader.double("shutdown_grace_seconds") ?? config.shutdownGraceSeconds
         config.accessLog = try reader.bool("access_log") ?? config.accessLog
         config.modelsDir = try reader.string("models_dir") ?? config.modelsDir
@@ -177,10 +198,17 @@ public struct ServiceConfig: Sendable, Equatable {
         try check(retentionHours >= 0 && retentionHours.isFinite, "retention_hours must be 0 (keep) or positive")
         try check(quotaMiB >= 0, "quota_mib must be 0 (no quota) or positive")
         try check(janitorIntervalSeconds > 0 && janitorIntervalSeconds.isFinite, "janitor_interval_seconds must be positive")
-        try check(maxBodyMiB >= 1 && maxBodyMiB <= 1 << 20, "max_body_mib must be 1...1048576")
-        try check(maxOutputValues >= 1, "max_output_values must be positive")
-        try check(readTimeoutSeconds > 0 && idleTimeoutSeconds > 0, "timeouts must be positive")
-        try check(maxConnections >= 1, "max_connections must be at least 1")
+        // Below 4 GiB: zlib and CRC-32 take one 32-bit length per call.
+        try check(maxBodyMiB >= 1 && maxBodyMiB <= 4095, "max_body_mib must be 1...4095")
+        try check(maxOutputValues >= 1 && maxOutputValues <= 1 << 36, "max_output_values must be 1...68719476736")
+        try check(readTimeoutSeconds > 0 && idleTimeoutSeconds > 0 && headTimeoutSeconds > 0 && responseTimeoutSeconds > 0
+                  && [readTimeoutSeconds, idleTimeoutSeconds, headTimeoutSeconds, responseTimeoutSeconds].allSatisfy(\.isFinite),
+                  "timeouts must be positive")
+        try check(maxConnections >= 1 && maxConnections <= 65536, "max_connections must be 1...65536")
+        try check(maxConnectionsPerClient >= 1, "max_connections_per_client must be at least 1")
+        try check(memoryBodyKiB >= 0 && memoryBodyKiB <= 1 << 20, "memory_body_kib must be 0...1048576")
+        try check(maxDecodeMiB >= 1 && maxDecodeMiB <= 1 << 20, "max_decode_mib must be 1...1048576")
+        try check(maxConcurrentDecodes >= 1 && maxConcurrentDecodes <= 64, "max_concurrent_decodes must be 1...64")
         try check(shutdownGraceSeconds >= 0 && shutdownGraceSeconds.isFinite, "shutdown_grace_seconds must not be negative")
         try check(["gaptv", "revsci"].contains(defaultAlgorithm), "default_algorithm must be gaptv or revsci")
         try check(gaptv.iterations >= 1 && gaptv.tvIterations >= 1 && gaptv.tvWeight > 0,
@@ -223,7 +251,10 @@ public struct ServiceConfig: Sendable, Equatable {
     public var httpConfiguration: HTTPServer.Configuration {
         HTTPServer.Configuration(
             host: host, port: port, maxBodyBytes: maxBodyMiB << 20, readTimeout: readTimeoutSeconds,
-            idleTimeout: idleTimeoutSeconds, writeTimeout: 60, maxConnections: maxConnections,
+            headTimeout: headTimeoutSeconds, idleTimeout: idleTimeoutSeconds, writeTimeout: 60,
+            responseTimeout: responseTimeoutSeconds, maxConnections: maxConnections,
+            maxConnectionsPerClient: maxConnectionsPerClient,
+            bodySpool: BodySpoolPolicy(directory: dataDir + "/tmp", memoryLimit: memoryBodyKiB << 10),
             tls: tls.enabled ? .init(certificatePath: tls.certificate ?? "", privateKeyPath: tls.privateKey ?? "") : nil,
             serverName: "revsci")
     }
@@ -237,7 +268,10 @@ public struct ServiceConfig: Sendable, Equatable {
             ("retention_hours", .double(retentionHours)), ("quota_mib", .int(quotaMiB)),
             ("janitor_interval_seconds", .double(janitorIntervalSeconds)), ("max_body_mib", .int(maxBodyMiB)),
             ("max_output_values", .int(maxOutputValues)), ("read_timeout_seconds", .double(readTimeoutSeconds)),
+            ("head_timeout_seconds", .double(headTimeoutSeconds)), ("response_timeout_seconds", .double(responseTimeoutSeconds)),
             ("idle_timeout_seconds", .double(idleTimeoutSeconds)), ("max_connections", .int(maxConnections)),
+            ("max_connections_per_client", .int(maxConnectionsPerClient)), ("memory_body_kib", .int(memoryBodyKiB)),
+            ("max_decode_mib", .int(maxDecodeMiB)), ("max_concurrent_decodes", .int(maxConcurrentDecodes)),
             ("shutdown_grace_seconds", .double(shutdownGraceSeconds)), ("access_log", .bool(accessLog)),
             ("models_dir", .string(modelsDir)),
             ("model_weights", .object(modelWeights.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),

@@ -85,6 +85,11 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    /// Whether a slot is free now (nothing reserved): the head-only check before a body is read.
+    public var hasRoom: Bool {
+        condition.withLock { !stopping && queue.count + reservations < capacity }
+    }
+
     /// Gives back a slot whose job was not stored after all.
     public func release() {
         condition.withLock { reservations = max(0, reservations - 1) }

@@ -1,5 +1,6 @@
 import Foundation
 import Formats
+import HTTP
 import SCICore
 
 /// A bounded random-mutation fuzzer for every file parser. It starts from valid seed files
@@ -37,13 +38,17 @@ struct FuzzMain {
             case "--replay": replay = value
             case "--write-seeds": writeSeeds = value
             default:
-                print("usage: revsci-fuzz [--iterations N] [--seconds S] [--seed K] [--corpus DIR] [--only npy,npz,mat,png,safetensors,pth,zip] [--replay FILE] [--write-seeds DIR]")
+                print("usage: revsci-fuzz [--iterations N] [--seconds S] [--seed K] [--corpus DIR] [--only npy,npz,mat,png,safetensors,pth,zip,multipart,http] [--replay FILE] [--write-seeds DIR]")
                 exit(2)
             }
         }
         // Small limits so that "huge declared size" mutants are refused quickly.
         let limits = DecodeLimits(maxElements: 1 << 22, maxInflatedBytes: 64 << 20, maxRank: 8)
-        var targets = makeTargets(limits: limits)
+        var targets: [Target]
+        do { targets = try makeTargets(limits: limits) } catch {
+            print("fuzz: cannot build the seed files: \(error)")
+            exit(1)
+        }
         if let only { targets = targets.filter { only.contains($0.name) } }
 
         if let writeSeeds {
@@ -88,20 +93,20 @@ struct FuzzMain {
         print("fuzz: \(total) inputs over \(targets.map(\.name).joined(separator: ", ")) in \(String(format: "%.1f", elapsed)) s: \(rejected) rejected with an error, \(accepted) decoded, 0 crashes; slowest input \(String(format: "%.3f", slowest.seconds)) s (\(slowest.name))")
     }
 
-    static func makeTargets(limits: DecodeLimits) -> [Target] {
+    static func makeTargets(limits: DecodeLimits) throws -> [Target] {
         let small = NumericArray(shape: [2, 3, 4], float32: (0 ..< 24).map { Float($0) * 0.5 })
         let bytesArray = NumericArray(shape: [3, 5], storage: .uint8((0 ..< 15).map { UInt8($0 * 17) }))
         let doubles = NumericArray(shape: [4, 2], storage: .float64((0 ..< 8).map { Double($0) / 3 }))
         let gray = (0 ..< 48).map { UInt8($0 * 5) }
         var zip = ZipWriter()
-        zip.add(name: "a.txt", data: Array("hello hello hello".utf8), compress: true)
-        zip.add(name: "b.bin", data: [1, 2, 3, 4], compress: false)
+        try zip.add(name: "a.txt", data: Array("hello hello hello".utf8), compress: true)
+        try zip.add(name: "b.bin", data: [1, 2, 3, 4], compress: false)
         return [
             Target(name: "npy", decode: { _ = try NPY.decode($0, limits: limits) },
                    seeds: [NPY.encode(small), NPY.encode(bytesArray), NPY.encode(doubles)]),
             Target(name: "npz", decode: { _ = try NPZ.decode($0, limits: limits) },
-                   seeds: [NPZ.encode([("x", small), ("y", bytesArray)], compressed: true),
-                           NPZ.encode([("x", doubles)], compressed: false)]),
+                   seeds: [try NPZ.encode([("x", small), ("y", bytesArray)], compressed: true),
+                           try NPZ.encode([("x", doubles)], compressed: false)]),
             Target(name: "mat", decode: { _ = try MATFile.decode($0, limits: limits) },
                    seeds: [MATFile.encode([("orig", bytesArray), ("mask", small)], compressed: true),
                            MATFile.encode([("meas", doubles)], compressed: false)]),
@@ -117,7 +122,51 @@ struct FuzzMain {
                 let archive = try ZipArchive(bytes, limits: limits)
                 for e in archive.entries { _ = try archive.data(for: e) }
             }, seeds: [zip.finish()]),
+            Target(name: "multipart", decode: { bytes in
+                _ = try MultipartFormData.parse(body: bytes, contentType: "multipart/form-data; boundary=\(multipartBoundary)",
+                                                limits: .init(maxParts: 64, maxPartHeaderBytes: 2048, maxPartHeaderCount: 16))
+            }, seeds: multipartSeeds(NPY.encode(small))),
+            Target(name: "http", decode: parseHTTP, seeds: httpSeeds()),
         ]
+    }
+
+    static let multipartBoundary = "fuzz-b0undary"
+
+    static func multipartSeeds(_ file: [UInt8]) -> [[UInt8]] {
+        let b = multipartBoundary
+        let one = Array("--\(b)\r\nContent-Disposition: form-data; name=\"measurement\"; filename=\"m.npy\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+            + file + Array("\r\n--\(b)\r\nContent-Disposition: form-data; name=\"options\"\r\n\r\n{\"iterations\": 3}\r\n--\(b)--\r\n".utf8)
+        let preamble = Array("preamble\r\n--\(b)\r\nContent-Disposition: form-data; name*=UTF-8''x; filename*=UTF-8''%C3%A9.npy\r\n\r\n\r\n--\(b)--".utf8)
+        return [one, preamble]
+    }
+
+    static func httpSeeds() -> [[UInt8]] {
+        let chunked = "POST /v1/jobs HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5;x=y\r\nhello\r\n0\r\nTrailer: t\r\n\r\n"
+        let pipelined = "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\nPOST /v1/masks HTTP/1.0\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabcGET / HTTP/1.1\r\nHost: h\r\n\r\n"
+        return [Array(chunked.utf8), Array(pipelined.utf8)]
+    }
+
+    /// Feeds the bytes to the request parser in pieces whose sizes come from the input itself,
+    /// taking every event until it wants more data or fails; small limits, some bodies spooled.
+    static func parseHTTP(_ bytes: [UInt8]) throws {
+        var parser = HTTPRequestParser(limits: .init(maxHeaderBytes: 1024, maxHeaderCount: 16, maxBodyBytes: 4096, maxChunkLineBytes: 64))
+        parser.spoolPolicy = BodySpoolPolicy(directory: NSTemporaryDirectory(), memoryLimit: 8)
+        var offset = 0
+        var events = 0
+        while offset < bytes.count {
+            let piece = max(1, Int(bytes[offset] % 17))
+            let end = min(bytes.count, offset + piece)
+            bytes[offset ..< end].withUnsafeBytes { parser.append($0) }
+            offset = end
+            loop: while events < 10_000 {
+                events += 1
+                switch parser.next() {
+                case .needMoreData: break loop
+                case .head, .request: continue
+                case .failure(let error): throw error
+                }
+            }
+        }
     }
 
     static func addCorpusFiles(_ dirs: [String], to targets: inout [Target]) {
@@ -154,8 +203,8 @@ struct FuzzMain {
         var storage: [UInt8] = []
         for v: Float in [1, -2, 0.5, 3] { storage.appendLE(v.bitPattern) }
         var zip = ZipWriter()
-        zip.add(name: "archive/data.pkl", data: p, compress: false)
-        zip.add(name: "archive/data/0", data: storage, compress: false)
+        try? zip.add(name: "archive/data.pkl", data: p, compress: false)
+        try? zip.add(name: "archive/data/0", data: storage, compress: false)
         return zip.finish()
     }
 

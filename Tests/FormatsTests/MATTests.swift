@@ -394,7 +394,18 @@ final class MATTests: XCTestCase {
         let bomb = Zlib.deflate([UInt8](repeating: 0, count: 8 << 20)[...])
         XCTAssertLessThan(bomb.count, 64 << 10)
         let limits = DecodeLimits(maxInflatedBytes: 1 << 20)
-        assertFormatError(raw.header() + raw.element(15, bomb, pad: false), limits: limits, contains: "inflates", "zip bomb")
+        // Refused from its first inflated bytes: they are no variable tag declaring a size.
+        assertFormatError(raw.header() + raw.element(15, bomb, pad: false), limits: limits, contains: "not a variable", "zip bomb")
+        // A real variable tag declaring more than the limit is refused before inflating the rest,
+        // and one that lies about its size cannot inflate past what it declared.
+        var tag: [UInt8] = []
+        tag.appendLE(UInt32(14)); tag.appendLE(UInt32(2 << 20))
+        let declared = Zlib.deflate((tag + [UInt8](repeating: 0, count: 8 << 20))[...])
+        assertFormatError(raw.header() + raw.element(15, declared, pad: false), limits: limits, contains: "would inflate", "declared bomb")
+        var small: [UInt8] = []
+        small.appendLE(UInt32(14)); small.appendLE(UInt32(64))
+        let lying = Zlib.deflate((small + [UInt8](repeating: 0, count: 8 << 20))[...])
+        assertFormatError(raw.header() + raw.element(15, lying, pad: false), limits: limits, contains: "inflates", "lying size")
         // The limit holds for the file as a whole: two variables of 600 kB each against 1 MiB.
         let big = NumericArray(shape: [600, 1000], storage: .uint8([UInt8](repeating: 3, count: 600_000)))
         let two = MATFile.encode([(name: "a", array: big), (name: "b", array: big)], compressed: true)

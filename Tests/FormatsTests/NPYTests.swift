@@ -67,8 +67,14 @@ final class NPYTests: XCTestCase {
         let files = try XCTUnwrap(FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil))
             .compactMap { $0 as? URL }.filter { $0.pathExtension == "npy" }
         XCTAssertGreaterThanOrEqual(files.count, 40)
+        var checked = 0
         for url in files {
             let metaURL = url.deletingLastPathComponent().appendingPathComponent("meta.json")
+            guard FileManager.default.fileExists(atPath: metaURL.path) else {
+                try checkAgainstCasesJSON(url)
+                continue
+            }
+            checked += 1
             let meta = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: metaURL)) as? [String: Any])
             let arrays = try XCTUnwrap(meta["arrays"] as? [String: Any])
             let info = try XCTUnwrap(arrays[url.lastPathComponent] as? [String: Any], "\(url.path) missing from meta.json")
@@ -77,6 +83,26 @@ final class NPYTests: XCTestCase {
             let array = try NPY.decode([UInt8](Data(contentsOf: url)))
             XCTAssertEqual(array.shape, shape, url.path)
             XCTAssertEqual(array.elementTypeName, dtype, url.path)
+        }
+        XCTAssertGreaterThanOrEqual(checked, 40)
+    }
+
+    /// Fixture folders without meta.json (ffdnet/) describe their cases in cases.json:
+    /// `<case>_input.npy` and `<case>_output.npy` have the case's shape; every file is float32.
+    func checkAgainstCasesJSON(_ url: URL) throws {
+        let array = try NPY.decode([UInt8](Data(contentsOf: url)))
+        XCTAssertEqual(array.elementTypeName, "float32", url.path)
+        let casesURL = url.deletingLastPathComponent().appendingPathComponent("cases.json")
+        guard let data = try? Data(contentsOf: casesURL),
+              let cases = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["cases"] as? [String: Any] else {
+            return XCTFail("\(url.path): its folder has neither meta.json nor cases.json")
+        }
+        let stem = url.deletingPathExtension().lastPathComponent
+        for suffix in ["_input", "_output"] where stem.hasSuffix(suffix) {
+            let name = String(stem.dropLast(suffix.count))
+            let info = try XCTUnwrap(cases[name] as? [String: Any], "\(url.path) has no case '\(name)' in cases.json")
+            let shape = try XCTUnwrap(info["shape"] as? [Any]).map { ($0 as! NSNumber).intValue }
+            XCTAssertEqual(array.shape, shape, url.path)
         }
     }
 

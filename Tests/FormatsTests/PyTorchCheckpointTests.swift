@@ -141,11 +141,11 @@ private func stateDictPickle(protocol version: UInt8 = 2, _ entries: [(String, (
 }
 
 /// A zip checkpoint with `x/data.pkl`, `x/byteorder` and `x/data/<key>` entries.
-private func zipCheckpoint(_ pickle: [UInt8], storages: [(String, [UInt8])] = [], byteorder: String? = "little") -> [UInt8] {
+private func zipCheckpoint(_ pickle: [UInt8], storages: [(String, [UInt8])] = [], byteorder: String? = "little") throws -> [UInt8] {
     var writer = ZipWriter()
-    writer.add(name: "x/data.pkl", data: pickle, compress: false)
-    if let byteorder { writer.add(name: "x/byteorder", data: Array(byteorder.utf8), compress: false) }
-    for (key, data) in storages { writer.add(name: "x/data/\(key)", data: data, compress: false) }
+    try writer.add(name: "x/data.pkl", data: pickle, compress: false)
+    if let byteorder { try writer.add(name: "x/byteorder", data: Array(byteorder.utf8), compress: false) }
+    for (key, data) in storages { try writer.add(name: "x/data/\(key)", data: data, compress: false) }
     return writer.finish()
 }
 
@@ -209,7 +209,7 @@ final class PyTorchCheckpointTests: XCTestCase {
             ("sliced", { $0.tensor(key: "0", numel: 12, offset: 1, size: [2, 2], stride: [4, 1]) }),
             ("unit axes", { $0.tensor(key: "0", numel: 12, offset: 3, size: [1, 3, 1], stride: [Int.max / 2, 2, Int.max]) }),
         ])
-        let loaded = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(pickle, storages: [("0", floatBytes(storage))]))
+        let loaded = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(pickle, storages: [("0", floatBytes(storage))]))
         XCTAssertEqual(loaded.map(\.name), ["transposed", "stepped", "broadcast", "scalar", "empty", "sliced", "unit axes"])
         XCTAssertEqual(loaded[0].array, NumericArray(shape: [3, 4], float32: [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]))
         XCTAssertEqual(loaded[1].array, NumericArray(shape: [2], float32: [2, 7]))
@@ -227,7 +227,7 @@ final class PyTorchCheckpointTests: XCTestCase {
             ("b", { $0.tensor(key: "2", type: "BFloat16Storage", location: "mps", shape: [2]) }),
         ])
         let half: [UInt16] = [0x3C00, 0xC000, 0x0001, 0x7C00, 0x3555] // 1, -2, 2^-24, inf, 0.333251953125
-        let checkpoint = zipCheckpoint(pickle, storages: [
+        let checkpoint = try zipCheckpoint(pickle, storages: [
             ("0", le([1.5, -0.25, 1e-3].map { (x: Double) in x.bitPattern })),
             ("1", le(half)),
             ("2", le([UInt16(0x3F80), 0xC0A0])), // 1, -5
@@ -256,7 +256,7 @@ final class PyTorchCheckpointTests: XCTestCase {
         p.op(0x90) // ADDITEMS
         p.op(0x75) // SETITEMS
         p.stop()
-        let loaded = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(p.finished(), storages: [("0", floatBytes([1, 2, 3, 4]))]))
+        let loaded = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(p.finished(), storages: [("0", floatBytes([1, 2, 3, 4]))]))
         XCTAssertEqual(loaded.map(\.name), ["w"])
         XCTAssertEqual(loaded[0].array, NumericArray(shape: [2, 2], float32: [1, 2, 3, 4]))
     }
@@ -327,7 +327,7 @@ final class PyTorchCheckpointTests: XCTestCase {
             p.op(0x75)
         }
         p.stop()
-        let checkpoint = zipCheckpoint(p.finished(), storages: [
+        let checkpoint = try zipCheckpoint(p.finished(), storages: [
             ("0", floatBytes([1, 2])), ("1", floatBytes([3])), ("2", floatBytes([4])),
         ])
         let loaded = try PyTorchCheckpoint.loadStateDict(checkpoint)
@@ -386,7 +386,7 @@ tI01
 (lp10
 tRss.
 """#
-        let checkpoint = zipCheckpoint(Array(text.utf8), storages: [("0", floatBytes([7, 8]))])
+        let checkpoint = try zipCheckpoint(Array(text.utf8), storages: [("0", floatBytes([7, 8]))])
         let loaded = try PyTorchCheckpoint.loadStateDict(checkpoint)
         XCTAssertEqual(loaded.map(\.name), ["w", "v"])
         XCTAssertEqual(loaded.map(\.array), [NumericArray(shape: [2], float32: [7, 8]), NumericArray(shape: [1], float32: [8])])
@@ -394,7 +394,7 @@ tRss.
 
     // MARK: Refused globals
 
-    func testGlobalsOutsideTheAllowlistAreRefusedByName() {
+    func testGlobalsOutsideTheAllowlistAreRefusedByName() throws {
         let refused: [(String, String)] = [
             ("os", "system"), ("builtins", "eval"), ("posix", "system"), ("__builtin__", "eval"),
             ("subprocess", "Popen"), ("torch.storage", "_load_from_bytes"), ("builtins", "getattr"),
@@ -408,7 +408,7 @@ tRss.
                 p.string("echo pwned")
                 p.op(0x85, 0x52) // TUPLE1, REDUCE
                 p.stop()
-                let checkpoint = zipCheckpoint(p.finished(), storages: [("0", [])])
+                let checkpoint = try zipCheckpoint(p.finished(), storages: [("0", [])])
                 expectPTHError(["refusing to load '\(module).\(name)'", "safetensors"]) {
                     _ = try PyTorchCheckpoint.loadStateDict(checkpoint)
                 }
@@ -421,7 +421,7 @@ tRss.
         inst.op(0x69)
         inst.bytes += Array("os\nsystem\n".utf8)
         inst.stop()
-        expectPTHError(["'os.system'"]) { _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(inst.finished())) }
+        expectPTHError(["'os.system'"]) { _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(inst.finished())) }
     }
 
     func testAllowlistedCallablesCannotBeMisused() {
@@ -431,27 +431,27 @@ tRss.
         call.op(0x29, 0x52)
         call.stop()
         expectPTHError(["calling 'torch.nn.modules.conv.Conv3d'"]) {
-            _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(call.finished()))
+            _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(call.finished()))
         }
         var storage = PickleBuilder()
         storage.global("torch", "FloatStorage")
         storage.op(0x29, 0x52)
         storage.stop()
         expectPTHError(["calling 'torch.FloatStorage'"]) {
-            _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(storage.finished()))
+            _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(storage.finished()))
         }
         // REDUCE on something that is not a global.
         var notCallable = PickleBuilder()
         notCallable.string("os.system")
         notCallable.op(0x29, 0x52)
         notCallable.stop()
-        expectPTHError(["REDUCE"]) { _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(notCallable.finished())) }
+        expectPTHError(["REDUCE"]) { _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(notCallable.finished())) }
         // Persistent ids of other kinds.
         var pid = PickleBuilder()
         pid.string("module")
         pid.op(0x85, 0x51)
         pid.stop()
-        expectPTHError(["persistent id"]) { _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(pid.finished())) }
+        expectPTHError(["persistent id"]) { _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(pid.finished())) }
     }
 
     // MARK: Storages and tensors that do not fit
@@ -459,32 +459,32 @@ tRss.
     func testMissingStoragesAndOutOfRangeViewsAreRejected() {
         let missing = stateDictPickle([("w", { $0.tensor(key: "7", shape: [2]) })])
         expectPTHError(["'7'"]) {
-            _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(missing, storages: [("0", floatBytes([1, 2]))]))
+            _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(missing, storages: [("0", floatBytes([1, 2]))]))
         }
         let tooLarge = stateDictPickle([("w", { $0.tensor(key: "0", numel: 4, size: [3, 3], stride: [3, 1]) })])
         expectPTHError(["beyond its storage"]) {
-            _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(tooLarge, storages: [("0", floatBytes([1, 2, 3, 4]))]))
+            _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(tooLarge, storages: [("0", floatBytes([1, 2, 3, 4]))]))
         }
         let offset = stateDictPickle([("w", { $0.tensor(key: "0", numel: 4, offset: 3, size: [2], stride: [1]) })])
         expectPTHError(["beyond its storage"]) {
-            _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(offset, storages: [("0", floatBytes([1, 2, 3, 4]))]))
+            _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(offset, storages: [("0", floatBytes([1, 2, 3, 4]))]))
         }
         let overflow = stateDictPickle([("w", { $0.tensor(key: "0", numel: 4, size: [2, 2], stride: [Int(Int32.max), Int(Int32.max)]) })])
-        expectPTHError { _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(overflow, storages: [("0", floatBytes([1, 2, 3, 4]))])) }
+        expectPTHError { _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(overflow, storages: [("0", floatBytes([1, 2, 3, 4]))])) }
         let huge = stateDictPickle([("w", { $0.tensor(key: "0", numel: 4, size: [1 << 30, 1 << 30], stride: [0, 0]) })])
-        expectPTHError(["elements"]) { _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(huge, storages: [("0", floatBytes([1, 2, 3, 4]))])) }
+        expectPTHError(["elements"]) { _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(huge, storages: [("0", floatBytes([1, 2, 3, 4]))])) }
         // The persistent id's element count must match the stored bytes.
         let lying = stateDictPickle([("w", { $0.tensor(key: "0", numel: 8, size: [8], stride: [1]) })])
         expectPTHError(["holds 16 bytes"]) {
-            _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(lying, storages: [("0", floatBytes([1, 2, 3, 4]))]))
+            _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(lying, storages: [("0", floatBytes([1, 2, 3, 4]))]))
         }
         let integer = stateDictPickle([("steps", { $0.tensor(key: "0", type: "LongStorage", shape: [1]) })])
         expectPTHError(["only floating-point tensors are supported"]) {
-            _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(integer, storages: [("0", le([Int64(5)]))]))
+            _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(integer, storages: [("0", le([Int64(5)]))]))
         }
         let bigEndian = stateDictPickle([("w", { $0.tensor(key: "0", shape: [1]) })])
         expectPTHError(["big-endian checkpoints are not supported"]) {
-            _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(bigEndian, storages: [("0", floatBytes([1]))], byteorder: "big"))
+            _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(bigEndian, storages: [("0", floatBytes([1]))], byteorder: "big"))
         }
     }
 
@@ -493,7 +493,7 @@ tRss.
     func testMalformedPicklesThrow() {
         func check(_ pickle: [UInt8], _ fragments: [String] = [], line: UInt = #line) {
             expectPTHError(fragments, line: line) {
-                _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(pickle, storages: [("0", [])]))
+                _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(pickle, storages: [("0", [])]))
             }
         }
         // BINUNICODE8 declaring 2^62 bytes.
@@ -540,7 +540,7 @@ tRss.
     func testDeepNestingAndFloodsAreBounded() {
         func check(_ pickle: [UInt8], _ fragments: [String] = [], line: UInt = #line) {
             expectPTHError(fragments, line: line) {
-                _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(pickle))
+                _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(pickle))
             }
         }
         let n = 200_000
@@ -576,7 +576,7 @@ tRss.
         chain.op(0x4E)
         for _ in 0 ..< 100 { chain.op(0x73, 0x73, 0x62) } // SETITEM (child), SETITEM (_modules), BUILD
         chain.stop()
-        expectPTHError(["deeper than 64"]) { _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(chain.finished())) }
+        expectPTHError(["deeper than 64"]) { _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(chain.finished())) }
 
         // 50 levels where each module holds the previous level twice: 2^50 paths.
         var dag = PickleBuilder()
@@ -596,14 +596,14 @@ tRss.
             dag.op(0x73, 0x62, 0x71, UInt8(level)) // SETITEM, BUILD, BINPUT level
         }
         dag.stop()
-        expectPTHError(["module nodes"]) { _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(dag.finished())) }
+        expectPTHError(["module nodes"]) { _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(dag.finished())) }
 
         // A module without BUILD state, and one whose child is not a module.
         var bare = PickleBuilder()
         bare.global("models", "re_3dcnn")
         bare.op(0x29, 0x81)
         bare.stop()
-        expectPTHError(["no attribute dict"]) { _ = try PyTorchCheckpoint.loadStateDict(zipCheckpoint(bare.finished())) }
+        expectPTHError(["no attribute dict"]) { _ = try PyTorchCheckpoint.loadStateDict(try zipCheckpoint(bare.finished())) }
     }
 
     // MARK: Damaged files
@@ -613,14 +613,14 @@ tRss.
         let archive = try ZipArchive(zipBytes)
         let entries = try archive.entries.map { ($0.name, try archive.data(for: $0)) }
         let pickle = try XCTUnwrap(entries.first { $0.0.hasSuffix("/data.pkl") }).1
-        func rezip(_ data: [UInt8]) -> [UInt8] {
+        func rezip(_ data: [UInt8]) throws -> [UInt8] {
             var writer = ZipWriter()
-            for (name, original) in entries { writer.add(name: name, data: name.hasSuffix("/data.pkl") ? data : original, compress: false) }
+            for (name, original) in entries { try writer.add(name: name, data: name.hasSuffix("/data.pkl") ? data : original, compress: false) }
             return writer.finish()
         }
-        XCTAssertEqual(try PyTorchCheckpoint.loadStateDict(rezip(pickle)).count, 32)
+        XCTAssertEqual(try PyTorchCheckpoint.loadStateDict(try rezip(pickle)).count, 32)
         for cut in [0, 1, 2, 30, 500, 1000, 2000, 3000, 4000, pickle.count - 2, pickle.count - 1] {
-            expectPTHError { _ = try PyTorchCheckpoint.loadStateDict(rezip(Array(pickle[..<cut]))) }
+            expectPTHError { _ = try PyTorchCheckpoint.loadStateDict(try rezip(Array(pickle[..<cut]))) }
         }
         for i in 0 ..< 20 {
             let cut = i < 17 ? zipBytes.count * i / 17 : zipBytes.count - [1, 22, 23][i - 17]
@@ -657,7 +657,7 @@ tRss.
                 mutated[Int.random(in: 0 ..< mutated.count, using: &generator)] = UInt8.random(in: 0 ... 255, using: &generator)
             }
             var writer = ZipWriter()
-            for (name, original) in entries { writer.add(name: name, data: name.hasSuffix("/data.pkl") ? mutated : original, compress: false) }
+            for (name, original) in entries { try writer.add(name: name, data: name.hasSuffix("/data.pkl") ? mutated : original, compress: false) }
             do {
                 _ = try PyTorchCheckpoint.loadStateDict(writer.finish())
             } catch let error as FormatError {

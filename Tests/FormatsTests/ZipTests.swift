@@ -65,11 +65,11 @@ private struct Layout {
 
 private let compressible = (0 ..< 10_000).map { UInt8(truncatingIfNeeded: $0 % 97 + $0 / 1000) }
 
-private func sampleArchive() -> [UInt8] {
+private func sampleArchive() throws -> [UInt8] {
     var writer = ZipWriter()
-    writer.add(name: "stored.bin", data: Array("hello, zip".utf8), compress: false)
-    writer.add(name: "deflated.bin", data: compressible, compress: true)
-    writer.add(name: "empty", data: [], compress: true)
+    try writer.add(name: "stored.bin", data: Array("hello, zip".utf8), compress: false)
+    try writer.add(name: "deflated.bin", data: compressible, compress: true)
+    try writer.add(name: "empty", data: [], compress: true)
     return writer.finish()
 }
 
@@ -124,12 +124,12 @@ final class ZipTests: XCTestCase {
     func testWriterRoundTrip() throws {
         var writer = ZipWriter()
         let big = (0 ..< 70_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
-        writer.add(name: "a/stored.bin", data: Array("hello".utf8), compress: false)
-        writer.add(name: "a/deflated.bin", data: compressible, compress: true)
-        writer.add(name: "noise.bin", data: big, compress: true)
-        writer.add(name: "empty-stored", data: [], compress: false)
-        writer.add(name: "empty-deflated", data: [], compress: true)
-        writer.add(name: "größe/ü.txt", data: Array("utf-8 name".utf8), compress: false)
+        try writer.add(name: "a/stored.bin", data: Array("hello".utf8), compress: false)
+        try writer.add(name: "a/deflated.bin", data: compressible, compress: true)
+        try writer.add(name: "noise.bin", data: big, compress: true)
+        try writer.add(name: "empty-stored", data: [], compress: false)
+        try writer.add(name: "empty-deflated", data: [], compress: true)
+        try writer.add(name: "größe/ü.txt", data: Array("utf-8 name".utf8), compress: false)
         let bytes = writer.finish()
         XCTAssertEqual(writer.finish(), bytes, "finish is repeatable")
 
@@ -150,9 +150,9 @@ final class ZipTests: XCTestCase {
 
         // Same input, same bytes (fixed timestamps); the DOS date is 1980-01-01.
         var again = ZipWriter()
-        again.add(name: "x", data: [1, 2, 3], compress: true)
+        try again.add(name: "x", data: [1, 2, 3], compress: true)
         var third = ZipWriter()
-        third.add(name: "x", data: [1, 2, 3], compress: true)
+        try third.add(name: "x", data: [1, 2, 3], compress: true)
         XCTAssertEqual(again.finish(), third.finish())
         XCTAssertEqual(u16(again.finish(), 10), 0)          // time 00:00:00
         XCTAssertEqual(u16(again.finish(), 12), 0x0021)     // date 1980-01-01
@@ -161,12 +161,12 @@ final class ZipTests: XCTestCase {
 
     func testCommentAndZip64Records() throws {
         // An archive comment (with a decoy signature inside) before which the end record sits.
-        var commented = sampleArchive()
+        var commented = try sampleArchive()
         let comment = Array("comment PK\u{5}\u{6} with a decoy end signature".utf8)
         put16(&commented, commented.count - 2, comment.count)
         commented += comment
         XCTAssertEqual(try ZipArchive(commented).entries.count, 3)
-        var longComment = sampleArchive()
+        var longComment = try sampleArchive()
         put16(&longComment, longComment.count - 2, 65535)
         longComment += [UInt8](repeating: 0x41, count: 65535)
         XCTAssertEqual(try ZipArchive(longComment).entries.count, 3)
@@ -213,7 +213,7 @@ final class ZipTests: XCTestCase {
         put16(&noExtra, directory + 46 + name.count + 8, 0x5456)
         expectFormatError("zip") { _ = try ZipArchive(noExtra) }
         // Saturated end record without a locator.
-        var noLocator = sampleArchive()
+        var noLocator = try sampleArchive()
         put32(&noLocator, noLocator.count - 22 + 16, 0xFFFF_FFFF)
         expectFormatError("zip", ["ZIP64"]) { _ = try ZipArchive(noLocator) }
     }
@@ -243,7 +243,7 @@ final class ZipTests: XCTestCase {
             ("empty", NumericArray(shape: [0, 4], storage: .uint16([]))),
         ]
         for compressed in [false, true] {
-            let bytes = NPZ.encode(arrays, compressed: compressed)
+            let bytes = try NPZ.encode(arrays, compressed: compressed)
             let archive = try ZipArchive(bytes)
             XCTAssertEqual(archive.entries.map(\.name), ["weights.npy", "mask.npy", "counts.npy", "empty.npy"])
             XCTAssertEqual(archive.entries.map(\.method), Array(repeating: compressed ? 8 : 0, count: 4))
@@ -251,30 +251,30 @@ final class ZipTests: XCTestCase {
             XCTAssertEqual(back.map(\.name), arrays.map(\.name))
             XCTAssertEqual(back.map(\.array), arrays.map(\.array))
         }
-        XCTAssertEqual(try NPZ.decode(NPZ.encode([], compressed: false)).count, 0)
+        XCTAssertEqual(try NPZ.decode(try NPZ.encode([], compressed: false)).count, 0)
     }
 
-    func testNPZRejections() {
+    func testNPZRejections() throws {
         var notNPY = ZipWriter()
-        notNPY.add(name: "readme.txt", data: Array("hi".utf8), compress: false)
+        try notNPY.add(name: "readme.txt", data: Array("hi".utf8), compress: false)
         expectFormatError("npz", ["readme.txt", "not a .npy"]) { _ = try NPZ.decode(notNPY.finish()) }
         var twice = ZipWriter()
         let npy = NPY.encode(NumericArray(shape: [1], float32: [1]))
-        twice.add(name: "x.npy", data: npy, compress: false)
-        twice.add(name: "x.npy", data: npy, compress: true)
+        try twice.add(name: "x.npy", data: npy, compress: false)
+        try twice.add(name: "x.npy", data: npy, compress: true)
         expectFormatError("npz", ["'x' appears twice"]) { _ = try NPZ.decode(twice.finish()) }
         var broken = ZipWriter()
-        broken.add(name: "bad.npy", data: Array(npy.dropLast()), compress: true)
+        try broken.add(name: "bad.npy", data: Array(npy.dropLast()), compress: true)
         expectFormatError("npz", ["array 'bad'", "npy", "truncated"]) { _ = try NPZ.decode(broken.finish()) }
         expectFormatError("npz", ["not a readable zip archive"]) { _ = try NPZ.decode(npy) }
         expectFormatError("npz", ["empty input"]) { _ = try NPZ.decode([]) }
         // The deflated members share one inflation budget.
-        let two = NPZ.encode([("a", NumericArray(shape: [100], float32: .init(repeating: 0, count: 100))),
+        let two = try NPZ.encode([("a", NumericArray(shape: [100], float32: .init(repeating: 0, count: 100))),
                               ("b", NumericArray(shape: [100], float32: .init(repeating: 0, count: 100)))], compressed: true)
         expectFormatError("npz", ["inflate to more than the 600 bytes"]) { _ = try NPZ.decode(two, limits: DecodeLimits(maxInflatedBytes: 600)) }
         for seed in 0 ..< 60 {
             var rng = SeededGenerator(seed: UInt64(seed) &+ 0xAB)
-            var mutated = NPZ.encode([("a", NumericArray(shape: [3], float32: [1, 2, 3]))], compressed: seed % 2 == 0)
+            var mutated = try NPZ.encode([("a", NumericArray(shape: [3], float32: [1, 2, 3]))], compressed: seed % 2 == 0)
             for _ in 0 ..< 3 { mutated[Int.random(in: 0 ..< mutated.count, using: &rng)] ^= UInt8.random(in: 1 ... 255, using: &rng) }
             do { _ = try NPZ.decode(mutated) } catch is FormatError {} catch { XCTFail("\(error)") }
         }
@@ -283,7 +283,7 @@ final class ZipTests: XCTestCase {
     // MARK: Hostile archives
 
     func testHostileArchivesThrowFormatErrors() throws {
-        let good = sampleArchive()
+        let good = try sampleArchive()
         let layout = Layout(good)
         XCTAssertEqual(layout.central.count, 3)
         let deflated = layout.central[1]
@@ -319,8 +319,8 @@ final class ZipTests: XCTestCase {
         put32(&intoDirectory, stored + 42, layout.directory)
         expectFormatError("zip", ["no local header"]) { _ = try ZipArchive(intoDirectory) }
         var same = ZipWriter()
-        same.add(name: "dup", data: [1, 2, 3], compress: false)
-        same.add(name: "dup", data: [1, 2, 3], compress: false)
+        try same.add(name: "dup", data: [1, 2, 3], compress: false)
+        try same.add(name: "dup", data: [1, 2, 3], compress: false)
         var overlapping = same.finish()
         let overlapLayout = Layout(overlapping)
         put32(&overlapping, overlapLayout.central[1] + 42, 0)
@@ -377,8 +377,8 @@ final class ZipTests: XCTestCase {
         expectFormatError("zip") { _ = try truncatedArchive.data(for: truncatedArchive.entries[1]) }
     }
 
-    func testTruncationsAndSeededCorruptionNeverCrash() {
-        let good = sampleArchive()
+    func testTruncationsAndSeededCorruptionNeverCrash() throws {
+        let good = try sampleArchive()
         for length in 0 ..< good.count {
             expectFormatError("zip") { _ = try ZipArchive(Array(good[0 ..< length])) }
         }

@@ -25,7 +25,7 @@ final class ParserTests: XCTestCase {
 
     func requests(_ events: [HTTPRequestParser.Event]) -> [(HTTPRequestHead, String)] {
         events.compactMap {
-            if case .request(let head, let body) = $0 { return (head, String(decoding: body, as: UTF8.self)) }
+            if case .request(let head, let body, _) = $0 { return (head, String(decoding: body, as: UTF8.self)) }
             return nil
         }
     }

@@ -121,7 +121,7 @@ final class ComponentTests: ServiceTestCase {
                           options: try JobOptions.parse(nil, config: ServiceConfig()),
                           shape: .init(snapshots: 1, framesPerSnapshot: 1, height: 2, width: 2), whiteLevel: 1,
                           whiteLevelSource: "inferred", maskID: jobMaskID, inputs: [], hasGroundTruth: false, metrics: nil, failure: nil)
-            try store.create(job, files: [("measurement.npy", [UInt8](repeating: 1, count: payload)[...])])
+            try store.create(job, files: [("measurement.npy", Data(repeating: 1, count: payload))])
             return id
         }
         let old = try make(.succeeded, finishedHoursAgo: 200, payload: 10)

@@ -18,14 +18,16 @@ struct JobRoutes: Sendable {
         var reserved = true
         defer { if reserved { service.pool.release() } }
 
-        let submission = try JobSubmission.parse(request, config: service.config, masks: service.masks, models: service.models)
+        let submission = try service.decoding {
+            try JobSubmission.parse(request, config: service.config, masks: service.masks, models: service.models,
+                                    limits: service.decodeLimits)
+        }
+        // The stored files, the mask and the result (frames x H x W float32) are reserved under
+        // the quota at once, so concurrent submissions cannot overshoot it together.
         let incoming = Int64(submission.files.reduce(0) { $0 + $1.bytes.count }
             + 4 * submission.input.mask.values.count + 4 * submission.input.snapshots.count * submission.input.mask.values.count)
-        guard service.janitor.hasRoom(for: incoming) else {
-            throw ProblemDocument(.serviceUnavailable, kind: .quotaExceeded,
-                detail: "The job store is over its disk quota (\(service.config.quotaMiB) MiB) with unfinished jobs and uploaded masks; retry when jobs have finished, or delete finished jobs and unused masks.",
-                headers: [("Retry-After", String(service.config.retryAfterSeconds))])
-        }
+        guard service.janitor.reserve(incoming) else { throw service.quotaProblem() }
+        defer { service.janitor.release(incoming) }
 
         let input = submission.input
         let id = JobStore.newID()
@@ -120,21 +122,33 @@ struct JobRoutes: Sendable {
             return .empty(.noContent)
         }
         if service.pool.removeQueued(id) || job.state == .queued && !service.pool.isQueued(id) && !isRunning(id) {
+            // Only a job still queued is cancelled here: a worker may have started it since
+            // the checks above (the store's update is atomic), and then it is interrupted below.
             let updated = try persist { try store.update(id) { job in
+                guard job.state == .queued else { return }
                 job.state = .cancelled
                 job.finished = Date()
                 job.cancelRequested = true
             } }
+            guard updated?.state != .queued && updated?.state != .running else {
+                return try interruptRunning(id, job)
+            }
             _ = service.preparedInputs.take(id)
             service.metrics.recordFinished(state: .cancelled, algorithm: job.options.algorithm, seconds: nil)
             service.log("job \(id): cancelled before it started")
             service.janitor.poke()
             return .json(raw: JobView.json(updated ?? job).bytes)
         }
-        service.pool.interrupt(id, .cancel)
+        return try interruptRunning(id, job)
+    }
+
+    /// Asks the worker running the job to stop; the job ends `cancelled` (the runner checks
+    /// `cancel_requested` before it records a success, so a late finish cannot override it).
+    private func interruptRunning(_ id: String, _ job: Job) throws -> HTTPResponse {
         let updated = try persist { try store.update(id) { job in
             if !job.state.isFinished { job.cancelRequested = true }
         } }
+        service.pool.interrupt(id, .cancel)
         return .json(raw: JobView.json(updated ?? job).bytes, status: .accepted)
     }
 
@@ -151,45 +165,75 @@ struct JobRoutes: Sendable {
     func framePNG(_ id: String, _ name: String, _ request: HTTPRequest) throws -> HTTPResponse {
         let job = try find(id)
         let bits = try bitDepth(request, job)
-        let video = try result(job)
+        try requireResult(job)
+        let frames = job.shape.snapshots * job.shape.framesPerSnapshot
         let digits = name.hasSuffix(".png") ? name.dropLast(4) : ""
         guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let k = Int(digits),
-              (0 ..< video.frames).contains(k) else {
-            throw ProblemDocument.notFound("Frame '\(name.prefix(40))' does not exist: this job has frames 0.png to \(video.frames - 1).png.")
+              (0 ..< frames).contains(k) else {
+            throw ProblemDocument.notFound("Frame '\(name.prefix(40))' does not exist: this job has frames 0.png to \(frames - 1).png.")
         }
-        var response = HTTPResponse(status: .ok, headers: ["Content-Type": "image/png"],
-                                    body: FrameEncoding.png(video, frame: k, bitDepth: bits))
-        response.headers.add(name: "Content-Disposition", value: "inline; filename=\"\(FrameEncoding.frameName(k))\"")
-        return response
+        var headers: HTTPHeaders = ["Content-Type": "image/png"]
+        headers.add(name: "Content-Disposition", value: "inline; filename=\"\(FrameEncoding.frameName(k))\"")
+        if request.method == "HEAD" { return .headOnly(headers: headers, length: nil) }
+        let video = try service.decoding { try result(job) }
+        guard k < video.frames else {
+            throw ProblemDocument.internalError("The stored result of job \(job.id) has \(video.frames) frames, not \(frames).")
+        }
+        return HTTPResponse(status: .ok, headers: headers, body: FrameEncoding.png(video, frame: k, bitDepth: bits))
     }
 
     func framesZip(_ id: String, _ request: HTTPRequest) throws -> HTTPResponse {
         let job = try find(id)
         let bits = try bitDepth(request, job)
+        try requireResult(job)
         let cached = "frames-\(bits).zip"
-        var bytes = try? store.readFile(id, cached)
-        if bytes == nil {
+        var headers: HTTPHeaders = ["Content-Type": "application/zip"]
+        headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(id)-frames.zip\"")
+        if let file = ResponseBodyFile(path: store.path(id, cached)) { return .file(file, headers: headers) }
+        if request.method == "HEAD" { return .headOnly(headers: headers, length: nil) }
+        let built: [UInt8] = try service.decoding {
+            if DurableFile.exists(store.path(id, cached)) { return [] as [UInt8] }   // built meanwhile
             let video = try result(job)
             var zip = ZipWriter()
-            for k in 0 ..< video.frames {
-                zip.add(name: FrameEncoding.frameName(k), data: FrameEncoding.png(video, frame: k, bitDepth: bits), compress: false)
+            do {
+                for k in 0 ..< video.frames {
+                    try zip.add(name: FrameEncoding.frameName(k), data: FrameEncoding.png(video, frame: k, bitDepth: bits), compress: false)
+                }
+            } catch let error as FormatError {
+                throw ProblemDocument.invalidInput("The frames of job \(id) cannot be zipped: \(error.message); download them one by one from /v1/jobs/\(id)/frames/{k}.png.")
             }
-            let built = zip.finish()
-            try? store.writeFile(id, cached, built)
-            bytes = built
+            return zip.finish()
         }
-        var response = HTTPResponse(status: .ok, headers: ["Content-Type": "application/zip"], body: bytes ?? [])
-        response.headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(id)-frames.zip\"")
-        return response
+        // Kept in the job's folder while it fits the quota (counted in the job's size), and
+        // sent from there; otherwise sent from memory this once.
+        if !built.isEmpty {
+            let size = Int64(built.count)
+            if service.janitor.reserve(size) {
+                try? store.writeFile(id, cached, built)
+                service.janitor.release(size)
+            }
+        }
+        if let file = ResponseBodyFile(path: store.path(id, cached)) { return .file(file, headers: headers) }
+        return HTTPResponse(status: .ok, headers: headers, body: built)
     }
 
-    func resultNPY(_ id: String) throws -> HTTPResponse {
+    func resultNPY(_ id: String, _ request: HTTPRequest) throws -> HTTPResponse {
         let job = try find(id)
-        let video = try result(job)
-        var response = HTTPResponse(status: .ok, headers: ["Content-Type": "application/octet-stream"],
-                                    body: FrameEncoding.npy(video, whiteLevel: Float(job.whiteLevel)))
-        response.headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(id)-result.npy\"")
-        return response
+        try requireResult(job)
+        var headers: HTTPHeaders = ["Content-Type": "application/octet-stream"]
+        headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(id)-result.npy\"")
+        // On the [0, 1] scale the stored result is the download: sent from disk as it is.
+        if job.whiteLevel == 1, let file = ResponseBodyFile(path: store.path(id, JobRunner.resultFile)) {
+            return .file(file, headers: headers)
+        }
+        if request.method == "HEAD" {
+            let size = (try? FileManager.default.attributesOfItem(atPath: store.path(id, JobRunner.resultFile)))?[.size] as? Int
+            return .headOnly(headers: headers, length: size)
+        }
+        let bytes = try service.decoding {
+            FrameEncoding.npy(try result(job), whiteLevel: Float(job.whiteLevel))
+        }
+        return HTTPResponse(status: .ok, headers: headers, body: bytes)
     }
 
     // MARK: - Helpers
@@ -205,8 +249,8 @@ struct JobRoutes: Sendable {
         return job
     }
 
-    /// The reconstructed frames on [0, 1], or 409 when the job has none.
-    func result(_ job: Job) throws -> Video {
+    /// 409 unless the job has a result.
+    func requireResult(_ job: Job) throws {
         guard job.state == .succeeded else {
             let why: String
             switch job.state {
@@ -217,6 +261,11 @@ struct JobRoutes: Sendable {
             throw ProblemDocument(.conflict, kind: .jobNotFinished, detail: "Job \(job.id) has no result: \(why).",
                                   extensions: [("job_id", .string(job.id)), ("state", .string(job.state.rawValue))])
         }
+    }
+
+    /// The reconstructed frames on [0, 1], or 409 when the job has none.
+    func result(_ job: Job) throws -> Video {
+        try requireResult(job)
         if let video = service.results.get(job.id) { return video }
         do {
             let array = try NPY.decode(try store.readFile(job.id, JobRunner.resultFile))
@@ -240,12 +289,17 @@ struct JobRoutes: Sendable {
     }
 }
 
-/// The last few results read from disk, so downloading a job's frames one by one decodes its
-/// result once.
+/// Results read from disk recently, so downloading a job's frames one by one decodes its result
+/// once. Bounded in bytes (`budget`), not in entries: one huge result must not pin gigabytes.
 final class ResultCache: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [(id: String, video: Video)] = []
-    private let capacity = 4
+    private var bytes = 0
+    let budget: Int
+
+    init(budget: Int = 256 << 20) { self.budget = budget }
+
+    private static func size(_ video: Video) -> Int { 4 * video.pixels.count }
 
     func get(_ id: String) -> Video? {
         lock.withLock {
@@ -256,15 +310,30 @@ final class ResultCache: @unchecked Sendable {
         }
     }
 
+    /// Keeps `video`, evicting the least recently used; a result larger than the budget is not kept.
     func put(_ id: String, _ video: Video) {
+        let size = Self.size(video)
         lock.withLock {
-            entries.removeAll { $0.id == id }
+            removeLocked(id)
+            guard size <= budget else { return }
+            while bytes + size > budget, !entries.isEmpty {
+                bytes -= Self.size(entries.removeFirst().video)
+            }
             entries.append((id, video))
-            if entries.count > capacity { entries.removeFirst() }
+            bytes += size
         }
     }
 
     func forget(_ id: String) {
-        lock.withLock { entries.removeAll { $0.id == id } }
+        lock.withLock { removeLocked(id) }
+    }
+
+    /// Bytes held now.
+    var heldBytes: Int { lock.withLock { bytes } }
+
+    private func removeLocked(_ id: String) {
+        if let index = entries.firstIndex(where: { $0.id == id }) {
+            bytes -= Self.size(entries.remove(at: index).video)
+        }
     }
 }

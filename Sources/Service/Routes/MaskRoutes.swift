@@ -15,7 +15,7 @@ struct MaskRoutes: Sendable {
     /// 200 when the same mask was already stored (the id is its content hash).
     func upload(_ request: HTTPRequest) throws -> HTTPResponse {
         try service.requireAccepting()
-        let bytes: ArraySlice<UInt8>
+        let bytes: Data
         let mediaType = (request.contentType ?? "").split(separator: ";").first.map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
         } ?? ""
@@ -27,19 +27,21 @@ struct MaskRoutes: Sendable {
             }
             bytes = part.body
         } else if Self.rawTypes.contains(mediaType) {
-            bytes = request.body[...]
+            do { bytes = try request.bodyBytes() } catch let error as HTTPParseError {
+                throw ProblemDocument.internalError(error.detail)
+            }
         } else {
             throw ProblemDocument(.unsupportedMediaType, kind: .unsupportedMediaType,
                 detail: "Send the mask as multipart/form-data (field 'mask') or as a raw file body with Content-Type application/octet-stream (got '\(mediaType.prefix(80))').")
         }
         let part = MultipartFormData.Part(name: "mask", filename: nil, contentType: nil, headers: HTTPHeaders(), body: bytes)
-        let file = try JobSubmission.decodePart(part, role: "mask", defaultName: "mask")
-        let mask = try Self.maskStack(from: file)
-        guard service.janitor.hasRoom(for: Int64(mask.values.count * 4)) else {
-            throw ProblemDocument(.serviceUnavailable, kind: .quotaExceeded,
-                detail: "The data directory is over its disk quota (\(service.config.quotaMiB) MiB); delete unused masks or finished jobs.",
-                headers: [("Retry-After", String(service.config.retryAfterSeconds))])
+        let file = try service.decoding {
+            try JobSubmission.decodePart(part, role: "mask", defaultName: "mask", limits: service.decodeLimits)
         }
+        let mask = try Self.maskStack(from: file)
+        let incoming = Int64(mask.values.count * 4)
+        guard service.janitor.reserve(incoming) else { throw service.quotaProblem() }
+        defer { service.janitor.release(incoming) }
         let stored: (info: MaskInfo, created: Bool)
         do {
             stored = try service.storageLock.withLock { try service.masks.put(mask, source: .upload) }
