@@ -244,6 +244,29 @@ final class HardeningTests: ServiceTestCase {
         XCTAssertEqual(try client.get("/healthz").status, 200)
     }
 
+    /// A client that asks for a large download and reads nothing is cut off when the
+    /// whole-response deadline passes, even though the socket buffers take a few megabytes.
+    func testSlowReaderIsDisconnectedAtTheResponseDeadline() throws {
+        let (_, client) = try startService(testConfig { $0.responseTimeoutSeconds = 1 })
+        let mask = npy([8, 256, 512], (0 ..< 8 * 256 * 512).map { Float(($0 * 13) % 7 < 3 ? 1 : 0) })
+        let meas = npy([4, 256, 512], [Float](repeating: 0.7, count: 4 * 256 * 512))
+        let id = try submit(client, Multipart([("measurement", meas), ("mask", mask)], options: #"{"iterations": 1, "white_level": 2}"#))
+        XCTAssertEqual(try wait(client, id, timeout: 120)["state"] as? String, "succeeded")
+        let full = try client.request("HEAD", "/v1/jobs/\(id)/result.npy")
+        let length = try XCTUnwrap(full.header("Content-Length").flatMap(Int.init))
+        XCTAssertGreaterThan(length, 16 << 20)
+        let reader = try TestSocket(port: client.port)
+        reader.send(Array("GET /v1/jobs/\(id)/result.npy HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        sleep(4)
+        // Reading now would take the rest in well under a second if the server were still
+        // sending; instead it has closed: what the socket buffers held, then end of stream.
+        let started = Date()
+        let received = reader.readAll(timeout: 20)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10, "no end of stream: the server is still sending")
+        XCTAssertLessThan(received.count, length, "the server kept the slow reader's response going past its deadline")
+        XCTAssertEqual(try client.get("/healthz").status, 200)
+    }
+
     func testOneClientCannotTakeEveryConnection() throws {
         let (_, client) = try startService(testConfig { $0.maxConnectionsPerClient = 3 })
         let held = try (0 ..< 3).map { _ in try TestSocket(port: client.port) }
