@@ -114,6 +114,8 @@ struct PickleGlobal {
         case set
         case frozenset
         case rebuildTensorV2
+        /// The older `_rebuild_tensor(storage, offset, size, stride)` of legacy checkpoints.
+        case rebuildTensor
         case rebuildParameter
         case rebuildParameterWithState
         case storageType(TorchElementType)
@@ -136,6 +138,7 @@ struct PickleGlobal {
         case ("builtins", "set"), ("__builtin__", "set"): return make(.set)
         case ("builtins", "frozenset"), ("__builtin__", "frozenset"): return make(.frozenset)
         case ("torch._utils", "_rebuild_tensor_v2"): return make(.rebuildTensorV2)
+        case ("torch._utils", "_rebuild_tensor"): return make(.rebuildTensor)
         case ("torch._utils", "_rebuild_parameter"): return make(.rebuildParameter)
         case ("torch._utils", "_rebuild_parameter_with_state"): return make(.rebuildParameterWithState)
         case ("torch", "device"): return make(.device)
@@ -928,6 +931,12 @@ struct Unpickler {
             try charge(items.count)
             return try newSet(items)
         case .rebuildTensorV2:
+            guard args.count == 6 || args.count == 7 else {
+                throw error("_rebuild_tensor_v2 takes 6 or 7 arguments, not \(args.count)")
+            }
+            return try rebuildTensor(args)
+        case .rebuildTensor:
+            guard args.count == 4 else { throw error("_rebuild_tensor takes 4 arguments, not \(args.count)") }
             return try rebuildTensor(args)
         case .rebuildParameter, .rebuildParameterWithState:
             let expected = g.name == "_rebuild_parameter" ? 3 : 4
@@ -946,11 +955,10 @@ struct Unpickler {
         }
     }
 
-    /// `_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])`.
+    /// `_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])`
+    /// and `_rebuild_tensor(storage, storage_offset, size, stride)`: the first four decide the tensor.
     private mutating func rebuildTensor(_ args: [PickleValue]) throws -> PickleValue {
-        guard args.count == 6 || args.count == 7 else {
-            throw error("_rebuild_tensor_v2 takes 6 or 7 arguments, not \(args.count)")
-        }
+        guard args.count >= 4 else { throw error("a tensor rebuild takes at least 4 arguments, not \(args.count)") }
         guard case .storage(let storageIndex) = args[0] else {
             throw error("_rebuild_tensor_v2 needs a storage (persistent id) first, found \(args[0].typeName)")
         }

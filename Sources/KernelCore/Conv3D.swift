@@ -44,6 +44,9 @@ public struct ConvCall: @unchecked Sendable {
     /// The same weights in Winograd form (Winograd.transformWeights), for calls that are
     /// Winograd-eligible; nil runs the direct kernel.
     public var winogradWeights: UnsafePointer<Float>?
+    /// The weights already in F(4x4) form (Winograd4.transformWeights), for layers called many
+    /// times with the same weights; nil transforms them for this call.
+    public var winograd4Weights: UnsafePointer<Float>?
 
     public init(input: UnsafePointer<Float>, inputStrides: (t: Int, h: Int, w: Int), inputChannels: Int,
                 kernel: (t: Int, h: Int, w: Int), stride: (t: Int, h: Int, w: Int),
@@ -66,6 +69,7 @@ public struct ConvCall: @unchecked Sendable {
         self.leakySlope = leakySlope
         self.addBias = addBias
         self.winogradWeights = winogradWeights
+        self.winograd4Weights = nil
     }
 
     /// Whether this call runs as Winograd (F(4x4) where Winograd4.isEligible, else F(2x2)).

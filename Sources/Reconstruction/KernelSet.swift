@@ -117,10 +117,11 @@ public enum KernelSet: String, Sendable, CaseIterable {
     /// layer's stored ones.
     func winogradConv(_ call: ConvCall) {
         let f4 = Self.winograd4Enabled && Winograd4.isEligible(call)
-        let transformed = f4 ? UnsafeMutablePointer<Float>.allocate(capacity: Winograd4.weightCount(call)) : nil
+        let cached = f4 ? call.winograd4Weights : nil
+        let transformed = f4 && cached == nil ? UnsafeMutablePointer<Float>.allocate(capacity: Winograd4.weightCount(call)) : nil
         defer { transformed?.deallocate() }
         if let transformed { Winograd4.transformWeights(call, into: transformed) }
-        let weights = transformed.map { UnsafePointer($0) } ?? call.winogradWeights!
+        let weights = cached ?? transformed.map { UnsafePointer($0) } ?? call.winogradWeights!
         let tiling: any WinogradTiling.Type = f4 ? Winograd4.self : Winograd.self
         let items = tiling.itemCount(outputSize: call.outputSize, blockTiles: blockPixels)
         let chunks = min(Parallel.coreCount * Self.chunksPerCore, items)

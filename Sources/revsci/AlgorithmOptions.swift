@@ -5,7 +5,7 @@ import Reconstruction
 /// Options that choose and tune the reconstruction algorithm; shared by every command that
 /// reconstructs.
 struct AlgorithmOptions: ParsableArguments {
-    @Option(help: "Reconstruction algorithm: gaptv or revsci.")
+    @Option(help: "Reconstruction algorithm: gaptv, revsci or pnp-ffdnet.")
     var algorithm: String = "gaptv"
 
     @OptionGroup var model: ModelOptions
@@ -19,6 +19,18 @@ struct AlgorithmOptions: ParsableArguments {
     @Option(help: "GAP-TV: Chambolle iterations per frame and outer iteration.")
     var tvIterations: Int = 5
 
+    @Option(help: "PnP-FFDNet: schedule, warm (GAP-TV first, then FFDNet at 25/12/6) or published (FFDNet at 50/25/12/6 from the start).")
+    var schedule: String = "warm"
+
+    @Option(help: "PnP-FFDNet: noise levels on the 0-255 scale, comma-separated, overriding the schedule's (e.g. 25,12,6).")
+    var sigmas: String?
+
+    @Option(help: "PnP-FFDNet: GAP iterations per noise level.")
+    var sigmaIterations: Int = 10
+
+    @Option(help: "PnP-FFDNet: GAP-TV iterations before the first FFDNet one (default: 40 for warm, 0 for published).")
+    var warmIterations: Int?
+
     func makeReconstructor() throws -> any Reconstructor {
         switch algorithm {
         case "gaptv", "gap-tv":
@@ -28,8 +40,30 @@ struct AlgorithmOptions: ParsableArguments {
             return GAPTV(iterations: iterations, tvWeight: tvWeight, tvIterations: tvIterations)
         case "revsci":
             return try RevSCIReconstructor.load(config: try model.modelConfig(), weightsOverride: model.weightsURL)
+        case "pnp-ffdnet", "pnp":
+            guard let named = PnPFFDNet.Schedule(rawValue: schedule) else {
+                throw ValidationError("unknown --schedule '\(schedule)': choose warm or published")
+            }
+            var levels: [Double]?
+            if let sigmas {
+                let parsed = sigmas.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+                guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 255 }) else {
+                    throw ValidationError("--sigmas must be comma-separated noise levels in (0, 255], e.g. 25,12,6")
+                }
+                levels = parsed.compactMap { $0 }
+            }
+            guard sigmaIterations > 0, (warmIterations ?? 0) >= 0, tvIterations > 0, tvWeight > 0 else {
+                throw ValidationError("--sigma-iterations, --tv-iterations and --tv-weight must be positive, --warm-iterations not negative")
+            }
+            let url = try model.weightsURL ?? FFDNetWeights.locate()
+            let network = try FFDNet(contentsOf: url)
+            var pnp = PnPFFDNet(network: network, stages: PnPFFDNet.stages(named, sigmas: levels, iterationsPerSigma: sigmaIterations,
+                                                                            warmIterations: warmIterations, tvWeight: Double(tvWeight),
+                                                                            tvIterations: tvIterations))
+            if named == .published { pnp.start = .adjoint }
+            return pnp
         default:
-            throw ValidationError("unknown --algorithm '\(algorithm)': choose gaptv or revsci")
+            throw ValidationError("unknown --algorithm '\(algorithm)': choose gaptv, revsci or pnp-ffdnet")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Formats
 import KernelCore
 import SCICore
@@ -18,6 +19,25 @@ public final class ConvLayer: @unchecked Sendable {
     /// The weights as loaded, [out, in, kT, kH, kW] (empty for derived layers); training reads them.
     public let weightValues: [Float]
     public let biasValues: [Float]
+    /// Keep the F(4x4) form of the weights after the first call instead of transforming them
+    /// on every call (layers run many times with the same weights, as FFDNet in a PnP loop).
+    public var cachesWinograd4 = false
+    private let cacheLock = NSLock()
+    private var winograd4Cache: UnsafeMutablePointer<Float>?
+
+    deinit { winograd4Cache?.deallocate() }
+
+    /// The cached F(4x4) weights for `call`, transformed on first use.
+    private func cachedWinograd4(_ call: ConvCall) -> UnsafePointer<Float>? {
+        guard cachesWinograd4, KernelSet.winograd4Enabled, call.usesWinograd, Winograd4.isEligible(call) else { return nil }
+        return cacheLock.withLock {
+            if let winograd4Cache { return UnsafePointer(winograd4Cache) }
+            let u = UnsafeMutablePointer<Float>.allocate(capacity: Winograd4.weightCount(call))
+            Winograd4.transformWeights(call, into: u)
+            winograd4Cache = u
+            return UnsafePointer(u)
+        }
+    }
 
     /// `weight` is [out, in, kT, kH, kW]; padding defaults to kernel / 2 ("same" for odd kernels).
     public init(name: String, weight: NumericArray, bias: NumericArray, stride: (t: Int, h: Int, w: Int) = (1, 1, 1),
@@ -138,11 +158,13 @@ public final class ConvLayer: @unchecked Sendable {
         packed.withUnsafeBufferPointer { w in
             bias.withUnsafeBufferPointer { b in
                 winograd.withUnsafeBufferPointer { u in
-                    let call = ConvCall(input: input, inputStrides: inputStrides, inputChannels: inputChannels, kernel: kernel,
+                    var call = ConvCall(input: input, inputStrides: inputStrides, inputChannels: inputChannels, kernel: kernel,
                                         stride: stride, weights: w.baseAddress!, bias: b.baseAddress!, outputChannels: outputChannels,
                                         output: output, outputStrides: outputStrides, outputSize: outputSize,
                                         epilogue: epilogue, leakySlope: epilogue == .store ? leakySlope : nil,
                                         winogradWeights: u.isEmpty ? nil : u.baseAddress)
+                    // The packed weights live as long as the layer, so the cache stays valid.
+                    call.winograd4Weights = cachedWinograd4(call)
                     kernels.conv(call, inPlace: inPlace)
                 }
             }
