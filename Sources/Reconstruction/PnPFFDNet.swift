@@ -59,6 +59,17 @@ public struct PnPFFDNet: Reconstructor {
         self.kernels = kernels
     }
 
+    /// A named schedule with optional overrides (see `stages`). A loop that starts with FFDNet
+    /// (the published schedule) starts from Phi^T y, as the public code does; one that starts
+    /// with GAP-TV from GAP-TV's own start.
+    public init(network: FFDNet, schedule: Schedule, sigmas: [Double]? = nil, iterationsPerSigma: Int? = nil,
+                warmIterations: Int? = nil, tvWeight: Double = 0.3, tvIterations: Int = 5, kernels: KernelSet = .active) {
+        let stages = Self.stages(schedule, sigmas: sigmas, iterationsPerSigma: iterationsPerSigma, warmIterations: warmIterations,
+                                 tvWeight: tvWeight, tvIterations: tvIterations)
+        self.init(network: network, stages: stages, kernels: kernels)
+        if case .ffdnet = stages.first?.denoiser { start = .adjoint }
+    }
+
     public var name: String { "pnp-ffdnet" }
     public var requiredFrames: Int? { nil }
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// A job's settings after defaults were applied: what the `options` part asked for, checked.
 public struct JobOptions: Codable, Sendable, Equatable {
-    /// "gaptv" or "revsci".
+    /// "gaptv", "revsci" or "pnp-ffdnet".
     public var algorithm: String
     /// The RevSCI model (configs/models name); nil for GAP-TV.
     public var model: String?
@@ -16,15 +16,26 @@ public struct JobOptions: Codable, Sendable, Equatable {
     public var iterations: Int?
     public var tvWeight: Double?
     public var tvIterations: Int?
+    /// PnP-FFDNet: "warm" or "published", its noise levels (0-255 scale), GAP iterations per
+    /// level, and GAP-TV iterations before the first FFDNet one (nil for other algorithms).
+    public var schedule: String?
+    public var sigmas: [Double]?
+    public var sigmaIterations: Int?
+    public var warmIterations: Int?
 
     enum CodingKeys: String, CodingKey {
         case algorithm, model, whiteLevel = "white_level", snapshots, pngBits = "png_bits"
         case iterations, tvWeight = "tv_weight", tvIterations = "tv_iterations"
+        case schedule, sigmas, sigmaIterations = "sigma_iterations", warmIterations = "warm_iterations"
     }
 
     /// The option names a client may send.
     public static let knownKeys = ["algorithm", "model", "white_level", "snapshots", "png_bits",
-                                   "iterations", "tv_weight", "tv_iterations"]
+                                   "iterations", "tv_weight", "tv_iterations",
+                                   "schedule", "sigmas", "sigma_iterations", "warm_iterations"]
+
+    /// The algorithms a job may ask for.
+    public static let algorithms = ["gaptv", "revsci", "pnp-ffdnet"]
 
     /// Parses the `options` part (JSON object text; empty means all defaults).
     /// - Throws: `ProblemDocument` 400 when the text is not a JSON object, 422 for unknown keys,
@@ -53,14 +64,18 @@ public struct JobOptions: Codable, Sendable, Equatable {
         let iterations = try reader.int("iterations")
         let tvWeight = try reader.double("tv_weight")
         let tvIterations = try reader.int("tv_iterations")
+        let schedule = try reader.string("schedule")
+        let sigmas = try reader.doubleList("sigmas")
+        let sigmaIterations = try reader.int("sigma_iterations")
+        let warmIterations = try reader.int("warm_iterations")
         try reader.finish(hint: "known options: \(knownKeys.joined(separator: ", "))")
 
         func invalid(_ message: String) -> ProblemDocument {
             ProblemDocument(.unprocessableContent, kind: .invalidOptions, detail: "options: " + message)
         }
         if algorithm == "gap-tv" { algorithm = "gaptv" }
-        if let a = algorithm, a != "gaptv" && a != "revsci" {
-            throw invalid("'algorithm' must be \"gaptv\" or \"revsci\" (got \"\(a)\"); GET /v1/models lists what this server runs")
+        if let a = algorithm, !algorithms.contains(a) {
+            throw invalid("'algorithm' must be \"gaptv\", \"revsci\" or \"pnp-ffdnet\" (got \"\(a)\"); GET /v1/models lists what this server runs")
         }
         let resolved = algorithm ?? (model != nil ? "revsci" : config.defaultAlgorithm)
         if let whiteLevel, !(whiteLevel > 0 && whiteLevel.isFinite && whiteLevel <= 1e30) {
@@ -70,6 +85,39 @@ public struct JobOptions: Codable, Sendable, Equatable {
         if let pngBits, pngBits != 8 && pngBits != 16 { throw invalid("'png_bits' must be 8 or 16, got \(pngBits)") }
         var options = JobOptions(algorithm: resolved, model: nil, whiteLevel: whiteLevel, snapshots: snapshots,
                                  pngBits: pngBits ?? 8)
+        let pnpGiven = [("schedule", schedule != nil), ("sigmas", sigmas != nil), ("sigma_iterations", sigmaIterations != nil),
+                        ("warm_iterations", warmIterations != nil)].filter(\.1).map(\.0)
+        if resolved != "pnp-ffdnet", !pnpGiven.isEmpty {
+            throw invalid("\(pnpGiven.map { "'\($0)'" }.joined(separator: ", ")) tune PnP-FFDNet and do not apply to algorithm \"\(resolved)\"")
+        }
+        if resolved == "pnp-ffdnet" {
+            if let model { throw invalid("'model' (\"\(model)\") applies to algorithm \"revsci\" only") }
+            if iterations != nil {
+                throw invalid("'iterations' is GAP-TV's; for PnP-FFDNet set 'warm_iterations' (GAP-TV iterations first) and 'sigma_iterations' (per noise level)")
+            }
+            let named = schedule ?? "warm"
+            guard named == "warm" || named == "published" else { throw invalid("'schedule' must be \"warm\" or \"published\", got \"\(named)\"") }
+            if let sigmas {
+                guard (1 ... 16).contains(sigmas.count), sigmas.allSatisfy({ $0 > 0 && $0 <= 255 }) else {
+                    throw invalid("'sigmas' must list 1 to 16 noise levels in (0, 255] (on the 0-255 scale), e.g. [25, 12, 6]")
+                }
+            }
+            let each = sigmaIterations ?? 10
+            guard (1 ... 1000).contains(each) else { throw invalid("'sigma_iterations' must be 1...1000, got \(each)") }
+            let warm = warmIterations ?? (named == "warm" ? 40 : 0)
+            guard (0 ... 10_000).contains(warm) else { throw invalid("'warm_iterations' must be 0...10000, got \(warm)") }
+            let weight = tvWeight ?? config.gaptv.tvWeight
+            let inner = tvIterations ?? config.gaptv.tvIterations
+            guard weight > 0, weight <= 1000, weight.isFinite else { throw invalid("'tv_weight' must be in (0, 1000], got \(weight)") }
+            guard (1 ... 1000).contains(inner) else { throw invalid("'tv_iterations' must be 1...1000, got \(inner)") }
+            options.schedule = named
+            options.sigmas = sigmas ?? (named == "warm" ? [25, 12, 6] : [50, 25, 12, 6])
+            options.sigmaIterations = each
+            options.warmIterations = warm
+            options.tvWeight = weight
+            options.tvIterations = inner
+            return options
+        }
         if resolved == "gaptv" {
             if let model { throw invalid("'model' (\"\(model)\") applies to algorithm \"revsci\" only; drop it or set \"algorithm\": \"revsci\"") }
             let it = iterations ?? config.gaptv.iterations
@@ -99,6 +147,11 @@ public struct JobOptions: Codable, Sendable, Equatable {
                                               ("png_bits", .int(pngBits))]
         if algorithm == "gaptv" {
             members += [("iterations", .int(iterations)), ("tv_weight", .number(tvWeight)), ("tv_iterations", .int(tvIterations))]
+        }
+        if algorithm == "pnp-ffdnet" {
+            members += [("schedule", .string(schedule)), ("sigmas", .array((sigmas ?? []).map { .number($0) })),
+                        ("sigma_iterations", .int(sigmaIterations)), ("warm_iterations", .int(warmIterations)),
+                        ("tv_weight", .number(tvWeight)), ("tv_iterations", .int(tvIterations))]
         }
         return .object(members)
     }

@@ -148,6 +148,12 @@ struct JobRunner: Sendable {
         if options.algorithm == "revsci" {
             return try models.reconstructor(named: options.model ?? "")
         }
+        if options.algorithm == "pnp-ffdnet" {
+            let schedule = PnPFFDNet.Schedule(rawValue: options.schedule ?? "warm") ?? .warm
+            return PnPFFDNet(network: try models.ffdnet(), schedule: schedule, sigmas: options.sigmas,
+                             iterationsPerSigma: options.sigmaIterations, warmIterations: options.warmIterations,
+                             tvWeight: options.tvWeight ?? 0.3, tvIterations: options.tvIterations ?? 5)
+        }
         return GAPTV(iterations: options.iterations ?? 40, tvWeight: Float(options.tvWeight ?? 0.3),
                      tvIterations: options.tvIterations ?? 5)
     }

@@ -135,6 +135,14 @@ struct JobSubmission {
             throw ProblemDocument.invalidInput(
                 "Frames of \(mask.height)x\(mask.width) take \(workingOverflow ? "too many" : String(working)) working values per snapshot once rows are padded for vector arithmetic; this server allows \(config.maxOutputValues): send wider, shorter frames (transpose a tall narrow stack) or fewer frames.")
         }
+        if options.algorithm == "pnp-ffdnet" {
+            guard mask.height % 2 == 0, mask.width % 2 == 0 else {
+                throw ProblemDocument.invalidInput(
+                    "PnP-FFDNet needs an even height and width (FFDNet works on 2x2 cells); this measurement is \(mask.height)x\(mask.width): crop one row or column, or use algorithm \"gaptv\".")
+            }
+            _ = try models.ffdnet()
+            return
+        }
         guard options.algorithm == "revsci", let name = options.model else { return }
         let model = try models.config(named: name)
         guard mask.frames == model.frames else {

@@ -10,6 +10,7 @@ public final class ModelRegistry: @unchecked Sendable {
     private let weightOverrides: [String: String]
     private let lock = NSLock()
     private var loaded: [String: RevSCIReconstructor] = [:]
+    private var denoiser: FFDNet?
 
     public init(directory: String, weightOverrides: [String: String]) {
         self.directory = URL(fileURLWithPath: directory)
@@ -60,6 +61,34 @@ public final class ModelRegistry: @unchecked Sendable {
         }
     }
 
+    /// Where PnP-FFDNet's weights come from: `model_weights.ffdnet`, else the places
+    /// `FFDNetWeights` searches; nil when none is readable.
+    public func ffdnetWeightsURL() -> URL? {
+        if let override = weightOverrides["ffdnet"] { return URL(fileURLWithPath: override) }
+        return try? FFDNetWeights.locate()
+    }
+
+    /// The FFDNet denoiser, loaded on first use and shared by the workers.
+    /// - Throws: a 422 problem when no weights are configured or they do not load.
+    public func ffdnet() throws -> FFDNet {
+        if let cached = lock.withLock({ denoiser }) { return cached }
+        guard let url = ffdnetWeightsURL(), FileManager.default.isReadableFile(atPath: url.path) else {
+            throw ProblemDocument(.unprocessableContent, kind: .modelUnavailable,
+                detail: "algorithm \"pnp-ffdnet\" needs FFDNet weights and this server has none: configure model_weights.ffdnet (the public net_gray.pth) or use algorithm \"gaptv\"")
+        }
+        do {
+            let network = try FFDNet(contentsOf: url)
+            guard network.colors == 1 else {
+                throw SCIError("\(url.lastPathComponent) holds the RGB network; grayscale jobs need net_gray.pth")
+            }
+            lock.withLock { denoiser = network }
+            return network
+        } catch {
+            throw ProblemDocument(.unprocessableContent, kind: .modelUnavailable,
+                                  detail: "the FFDNet weights \(url.lastPathComponent) cannot be loaded: \(error)")
+        }
+    }
+
     /// The GET /v1/models document.
     public func listing(config: ServiceConfig) -> JSONValue {
         var models: [JSONValue] = [
@@ -72,6 +101,14 @@ public final class ModelRegistry: @unchecked Sendable {
                                         ("tv_iterations", .int(config.gaptv.tvIterations))])),
             ]),
         ]
+        models.append(.object([
+            ("name", "pnp-ffdnet"), ("algorithm", "pnp-ffdnet"),
+            ("description", "PnP-FFDNet: the GAP loop with the pretrained FFDNet image denoiser instead of TV; needs no SCI training, takes any mask and any number of frames (even height and width). Schedule 'warm' (default): GAP-TV first, then FFDNet at 25/12/6; 'published': FFDNet at 50/25/12/6 from the start."),
+            ("frames", .null), ("architecture", .null),
+            ("weights_available", .bool(ffdnetWeightsURL().map { FileManager.default.isReadableFile(atPath: $0.path) } ?? false)),
+            ("parameters", .object([("schedule", "warm"), ("sigmas", .array([25, 12, 6])), ("sigma_iterations", 10),
+                                    ("warm_iterations", 40)])),
+        ]))
         for name in names() {
             guard let model = try? ModelCatalog.config(named: name, in: directory) else { continue }
             let arch = model.architecture

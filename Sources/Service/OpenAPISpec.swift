@@ -710,8 +710,11 @@ components:
       properties:
         algorithm:
           type: string
-          enum: [gaptv, revsci]
-          description: Default from the server config (gaptv); `revsci` when only `model` is given.
+          enum: [gaptv, revsci, pnp-ffdnet]
+          description: |
+            Default from the server config (gaptv); `revsci` when only `model` is given.
+            `pnp-ffdnet` runs the GAP loop with the pretrained FFDNet denoiser (no training for
+            any mask; the server needs `model_weights.ffdnet`; even height and width).
         model:
           type: string
           description: RevSCI model name (GET /v1/models); revsci only. Default from the server config.
@@ -747,7 +750,33 @@ components:
           minimum: 1
           maximum: 1000
           default: 5
-          description: GAP-TV Chambolle iterations per frame and outer iteration (gaptv only).
+          description: GAP-TV Chambolle iterations per frame and outer iteration (gaptv, and pnp-ffdnet's warm start).
+        schedule:
+          type: string
+          enum: [warm, published]
+          default: warm
+          description: pnp-ffdnet only. `warm` runs `warm_iterations` GAP-TV iterations, then FFDNet at sigma 25/12/6; `published` runs FFDNet at 50/25/12/6 from Phi^T y (the public PnP-SCI code's settings).
+        sigmas:
+          type: array
+          minItems: 1
+          maxItems: 16
+          items:
+            type: number
+            exclusiveMinimum: true
+            minimum: 0
+            maximum: 255
+          description: pnp-ffdnet only. FFDNet noise levels on the 0-255 scale, one stage each, overriding the schedule's.
+        sigma_iterations:
+          type: integer
+          minimum: 1
+          maximum: 1000
+          default: 10
+          description: pnp-ffdnet only. GAP iterations per noise level.
+        warm_iterations:
+          type: integer
+          minimum: 0
+          maximum: 10000
+          description: pnp-ffdnet only. GAP-TV iterations before FFDNet (default 40 for warm, 0 for published).
     JobOptions:
       type: object
       description: The job's options after defaults were applied.
@@ -755,7 +784,7 @@ components:
       properties:
         algorithm:
           type: string
-          enum: [gaptv, revsci]
+          enum: [gaptv, revsci, pnp-ffdnet]
         model:
           type: string
           nullable: true
@@ -774,6 +803,16 @@ components:
         tv_weight:
           type: number
         tv_iterations:
+          type: integer
+        schedule:
+          type: string
+        sigmas:
+          type: array
+          items:
+            type: number
+        sigma_iterations:
+          type: integer
+        warm_iterations:
           type: integer
     JobState:
       type: string
@@ -794,7 +833,7 @@ components:
           maximum: 1
         algorithm:
           type: string
-          enum: [gaptv, revsci]
+          enum: [gaptv, revsci, pnp-ffdnet]
         model:
           type: string
           nullable: true
@@ -1015,7 +1054,7 @@ components:
           type: string
         algorithm:
           type: string
-          enum: [gaptv, revsci]
+          enum: [gaptv, revsci, pnp-ffdnet]
         description:
           type: string
         frames:
@@ -1040,7 +1079,7 @@ components:
         parameters:
           type: object
           nullable: true
-          description: GAP-TV defaults of this server.
+          description: The defaults of GAP-TV (iterations, tv_weight, tv_iterations) or of PnP-FFDNet (schedule, sigmas, sigma_iterations, warm_iterations) on this server; null for RevSCI models.
           properties:
             iterations:
               type: integer

@@ -347,6 +347,15 @@ struct JSONObjectReader {
         return b
     }
 
+    mutating func doubleList(_ key: String) throws -> [Double]? {
+        guard let v = value(key) else { return nil }
+        guard case .array(let items) = v else { throw fail(key, "a list of numbers") }
+        return try items.map { item in
+            guard case .number(let d) = item else { throw fail(key, "a list of numbers") }
+            return d
+        }
+    }
+
     mutating func stringList(_ key: String) throws -> [String]? {
         guard let v = value(key) else { return nil }
         guard case .array(let items) = v else { throw fail(key, "a list of strings") }

@@ -57,11 +57,8 @@ struct AlgorithmOptions: ParsableArguments {
             }
             let url = try model.weightsURL ?? FFDNetWeights.locate()
             let network = try FFDNet(contentsOf: url)
-            var pnp = PnPFFDNet(network: network, stages: PnPFFDNet.stages(named, sigmas: levels, iterationsPerSigma: sigmaIterations,
-                                                                            warmIterations: warmIterations, tvWeight: Double(tvWeight),
-                                                                            tvIterations: tvIterations))
-            if named == .published { pnp.start = .adjoint }
-            return pnp
+            return PnPFFDNet(network: network, schedule: named, sigmas: levels, iterationsPerSigma: sigmaIterations,
+                             warmIterations: warmIterations, tvWeight: Double(tvWeight), tvIterations: tvIterations)
         default:
             throw ValidationError("unknown --algorithm '\(algorithm)': choose gaptv, revsci or pnp-ffdnet")
         }

@@ -125,7 +125,7 @@ final class OperationsTests: ServiceTestCase {
 
         let models = try client.get("/v1/models").json
         let names = (models["models"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
-        XCTAssertEqual(names, ["gaptv", "revsci-cacti50", "revsci-color", "revsci-default", "revsci-paper"])
+        XCTAssertEqual(names, ["gaptv", "pnp-ffdnet", "revsci-cacti50", "revsci-color", "revsci-default", "revsci-paper"])
         XCTAssertEqual(models["default_algorithm"] as? String, "gaptv")
         let paper = (models["models"] as? [[String: Any]])?.first { $0["name"] as? String == "revsci-paper" }
         XCTAssertEqual(paper?["frames"] as? Int, 8)
