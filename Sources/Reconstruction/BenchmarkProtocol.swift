@@ -45,10 +45,11 @@ public enum BenchmarkProtocol {
         return try SCIInput.mask(mask, order: .framesLast)
     }
 
-    /// The scene files of a benchmark folder: every .mat except the mask file, sorted by name.
+    /// The scene files of a benchmark folder: every .mat except the mask file and the folder's
+    /// own `mask.mat` (which is no scene even when another mask is used), sorted by name.
     public static func sceneFiles(in directory: URL, excluding maskURL: URL) throws -> [URL] {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-        return names.filter { $0.hasSuffix(".mat") }.sorted()
+        return names.filter { $0.hasSuffix(".mat") && $0 != "mask.mat" }.sorted()
             .map { directory.appendingPathComponent($0) }
             .filter { $0.standardizedFileURL.path != maskURL.standardizedFileURL.path }
     }

@@ -22,6 +22,9 @@ final class BenchmarkProtocolTests: XCTestCase {
         let maskURL = dir.appendingPathComponent("mask.mat")
         let files = try BenchmarkProtocol.sceneFiles(in: dir, excluding: maskURL)
         XCTAssertEqual(files.map(\.lastPathComponent), ["ramp_cacti.mat"])
+        // Another mask from elsewhere: the folder's own mask.mat is still no scene.
+        let other = FileManager.default.temporaryDirectory.appendingPathComponent("other-mask-\(UUID().uuidString).mat")
+        XCTAssertEqual(try BenchmarkProtocol.sceneFiles(in: dir, excluding: other).map(\.lastPathComponent), ["ramp_cacti.mat"])
         let scene = try BenchmarkProtocol.loadScene(files[0])
         XCTAssertEqual(scene.name, "ramp")
         let result = try BenchmarkProtocol.run(scene, mask: BenchmarkProtocol.loadMask(maskURL), reconstructor: GAPTV(iterations: 20))
