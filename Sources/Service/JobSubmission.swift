@@ -140,6 +140,12 @@ struct JobSubmission {
                 throw ProblemDocument.invalidInput(
                     "PnP-FFDNet needs an even height and width (FFDNet works on 2x2 cells); this measurement is \(mask.height)x\(mask.width): crop one row or column, or use algorithm \"gaptv\".")
             }
+            // FFDNet holds about three 64-channel activations of a half-resolution frame (with
+            // their padding): about 150 bytes a pixel. Frames beyond 2048 x 2048 (600 MB) are refused.
+            guard mask.height * mask.width <= 1 << 22 else {
+                throw ProblemDocument.invalidInput(
+                    "PnP-FFDNet on this server takes frames of at most 4,194,304 pixels (2048 x 2048; FFDNet needs about 150 bytes a pixel); this one is \(mask.height)x\(mask.width): crop it into tiles, or use algorithm \"gaptv\".")
+            }
             _ = try models.ffdnet()
             return
         }

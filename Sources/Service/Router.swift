@@ -30,13 +30,7 @@ final class Router: @unchecked Sendable {
             template = match.template
             if template.hasPrefix("/v1") { try authorize(request) }
             guard match.exists else { throw Self.noRoute(request) }
-            guard let handler = match.handlers[method] else {
-                var allowed = match.handlers.keys.sorted()
-                if allowed.contains("GET") { allowed.append("HEAD") }
-                throw ProblemDocument(.methodNotAllowed, kind: .methodNotAllowed,
-                                      detail: "\(template) answers \(allowed.joined(separator: ", ")), not \(request.method.prefix(20)).",
-                                      headers: [("Allow", allowed.joined(separator: ", "))])
-            }
+            guard let handler = match.handlers[method] else { throw Self.methodNotAllowed(match, request) }
             response = try handler()
         } catch let problem as ProblemDocument {
             response = problem.response(instance: String(request.rawPath.prefix(200)))
@@ -67,7 +61,7 @@ final class Router: @unchecked Sendable {
             template = match.template
             if template.hasPrefix("/v1") { try authorize(request) }
             guard match.exists else { throw Self.noRoute(request) }
-            guard match.handlers[method] != nil else { return nil }   // the handler path answers 405
+            guard match.handlers[method] != nil else { throw Self.methodNotAllowed(match, request) }
             let declared: Int64
             if case .contentLength(let length) = head.framing { declared = Int64(length) } else { declared = 0 }
             switch (template, method) {
@@ -153,6 +147,15 @@ final class Router: @unchecked Sendable {
             return Match(template: "/v1/unmatched", handlers: [:], exists: false)
         }
         throw Self.noRoute(request)
+    }
+
+    /// 405 with `Allow`.
+    static func methodNotAllowed(_ match: Match, _ request: HTTPRequest) -> ProblemDocument {
+        var allowed = match.handlers.keys.sorted()
+        if allowed.contains("GET") { allowed.append("HEAD") }
+        return ProblemDocument(.methodNotAllowed, kind: .methodNotAllowed,
+                               detail: "\(match.template) answers \(allowed.joined(separator: ", ")), not \(request.method.prefix(20)).",
+                               headers: [("Allow", allowed.joined(separator: ", "))])
     }
 
     static func noRoute(_ request: HTTPRequest) -> ProblemDocument {
