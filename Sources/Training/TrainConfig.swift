@@ -30,6 +30,9 @@ public struct TrainConfig: Codable, Sendable {
     public var zoom: TrainingData.Zoom?
     /// Fresh random masks (no fixed mask): independent per frame, shifting (CACTI), or both.
     public var randomMasks: TrainingData.RandomMasks = .independent
+    /// Fresh random masks from the family of real coders (fill, gray levels, transmission,
+    /// shifts along any axis or diagonal) instead of `random_masks`; nil keeps `random_masks`.
+    public var maskFamily: TrainingData.MaskFamily?
     public var checkpointEvery: Int = 50
     public var validateEvery: Int = 500
     /// Run folder: checkpoints, log.jsonl.
@@ -51,7 +54,7 @@ public struct TrainConfig: Codable, Sendable {
         case name, architecture, frames, crop, batch, mode, data, mask, output, seed, steps
         case learningRate = "learning_rate", checkpointEvery = "checkpoint_every", validateEvery = "validate_every"
         case validationData = "validation_data", initialCheckpoint = "initial_checkpoint", randomMasks = "random_masks"
-        case maskFraction = "mask_fraction", exposure, motion, zoom, emaDecay = "ema_decay"
+        case maskFraction = "mask_fraction", exposure, motion, zoom, emaDecay = "ema_decay", maskFamily = "mask_family"
     }
 
     public init(name: String, architecture: ModelArchitecture, output: String) {
@@ -78,6 +81,7 @@ public struct TrainConfig: Codable, Sendable {
         motion = try c.decodeIfPresent(TrainingData.Motion.self, forKey: .motion)
         zoom = try c.decodeIfPresent(TrainingData.Zoom.self, forKey: .zoom)
         randomMasks = try c.decodeIfPresent(TrainingData.RandomMasks.self, forKey: .randomMasks) ?? randomMasks
+        maskFamily = try c.decodeIfPresent(TrainingData.MaskFamily.self, forKey: .maskFamily)
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? checkpointEvery
         validateEvery = try c.decodeIfPresent(Int.self, forKey: .validateEvery) ?? validateEvery
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed

@@ -39,7 +39,8 @@ public final class Trainer: @unchecked Sendable {
             fixedMask = try SCIInput.mask(try ReconstructionInput.pick(file, ReconstructionInput.maskNames, what: "mask"), order: file.planeOrder)
         }
         data = try TrainingData(directory: URL(fileURLWithPath: config.data), frames: config.frames, crop: config.crop, fixedMask: fixedMask, fixedMaskFraction: config.maskFraction,
-                                    randomMasks: config.randomMasks, exposure: config.exposure, motion: config.motion,
+                                    randomMasks: config.randomMasks, maskFamily: config.maskFamily,
+                                    exposure: config.exposure, motion: config.motion,
                                     zoom: config.zoom)
         // (self's URL properties are not usable before every stored property is set.)
         let (weightsFile, optimizerFile, averageFile) = (runDirectory.appendingPathComponent(Self.weightsName),

@@ -83,6 +83,45 @@ public final class TrainingData: @unchecked Sendable {
         var isValid: Bool { (0 ... 1).contains(probability) && max >= 1 && max <= 16 }
     }
 
+    /// The masks of real coded-aperture cameras, for a network that works on a lab's own camera:
+    /// per sample a fill factor drawn from `fill`; binary, or (with probability `gray`) gray
+    /// values quantised to a level count drawn from `levels`; times (with probability
+    /// `transmission`) a smooth per-pixel transmission between 0.6 and 1 shared by every frame
+    /// (the optics); independent per frame, or (with probability `shifting`) one pattern moving
+    /// one pixel per frame along a row, a column or a diagonal, either way.
+    public struct MaskFamily: Codable, Sendable, Equatable {
+        public var fill: [Double]
+        public var gray: Double
+        public var levels: [Int]
+        public var transmission: Double
+        public var shifting: Double
+
+        public init(fill: [Double], gray: Double, levels: [Int], transmission: Double, shifting: Double) {
+            self.fill = fill
+            self.gray = gray
+            self.levels = levels
+            self.transmission = transmission
+            self.shifting = shifting
+        }
+
+        var isValid: Bool {
+            fill.count == 2 && fill[0] > 0 && fill[0] <= fill[1] && fill[1] < 1
+                && [gray, transmission, shifting].allSatisfy { (0 ... 1).contains($0) }
+                && !levels.isEmpty && levels.allSatisfy { (2 ... 256).contains($0) }
+        }
+    }
+
+    /// One mask drawn from a `MaskFamily`, with what was drawn (tests and logs read it).
+    public struct FamilyMask {
+        public var values: [Float]
+        public var fill: Double
+        /// Gray levels (nil: binary).
+        public var levels: Int?
+        /// Pixels per frame the pattern moves (rows, columns); nil: independent frames.
+        public var shift: (rows: Int, columns: Int)?
+        public var transmission: Bool
+    }
+
     public struct Clip {
         public let name: String
         public let frames: Int
@@ -98,6 +137,8 @@ public final class TrainingData: @unchecked Sendable {
     public let fixedMask: MaskStack?
     /// The kind of fresh random masks (when there is no fixed mask, or a sample does not use it).
     public let randomMasks: RandomMasks
+    /// When set, fresh random masks come from this family instead of `randomMasks`.
+    public let maskFamily: MaskFamily?
     /// Share of samples that use the fixed mask (the rest draw fresh random masks): below 1, a
     /// model learns one camera's mask without forgetting masks in general.
     public let fixedMaskFraction: Double
@@ -111,7 +152,8 @@ public final class TrainingData: @unchecked Sendable {
     let cumulativeWindows: [Int]
 
     public init(directory: URL, frames: Int, crop: Int, fixedMask: MaskStack? = nil, fixedMaskFraction: Double = 1,
-                randomMasks: RandomMasks = .independent, exposure: Exposure? = nil, motion: Motion? = nil, zoom: Zoom? = nil) throws {
+                randomMasks: RandomMasks = .independent, maskFamily: MaskFamily? = nil,
+                exposure: Exposure? = nil, motion: Motion? = nil, zoom: Zoom? = nil) throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".npy") }.sorted()
         var clips: [Clip] = []
         for name in names {
@@ -134,6 +176,10 @@ public final class TrainingData: @unchecked Sendable {
         self.fixedMask = fixedMask
         guard (0 ... 1).contains(fixedMaskFraction) else { throw SCIError("the fixed-mask fraction must lie in [0, 1], got \(fixedMaskFraction)") }
         self.randomMasks = randomMasks
+        if let maskFamily, !maskFamily.isValid {
+            throw SCIError("mask_family needs fill [min, max] with 0 < min <= max < 1, gray, transmission and shifting in [0, 1], and levels in 2...256, got \(maskFamily)")
+        }
+        self.maskFamily = maskFamily
         self.fixedMaskFraction = fixedMaskFraction
         if let exposure, !exposure.isValid {
             throw SCIError("exposure augmentation needs gain [min, max] with 0 < min <= max and invert in [0, 1], got gain \(exposure.gain), invert \(exposure.invert)")
@@ -210,6 +256,9 @@ public final class TrainingData: @unchecked Sendable {
                 values[(t * crop + r) * crop + x] = fixedMask.values[(t * fixedMask.height + my + r) * fixedMask.width + mx + x]
             } } }
             mask = try MaskStack(frames: frames, height: crop, width: crop, values: values)
+        } else if let maskFamily {
+            mask = try MaskStack(frames: frames, height: crop, width: crop,
+                                 values: Self.familyMask(frames: frames, size: crop, family: maskFamily, using: &rng).values)
         } else {
             let shifting = randomMasks == .shifting || (randomMasks == .both && Bool.random(using: &rng))
             mask = try MaskStack(frames: frames, height: crop, width: crop,
@@ -255,6 +304,57 @@ public final class TrainingData: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// (T, size, size) values of one mask of `family` (see `MaskFamily`).
+    public static func familyMask(frames: Int, size: Int, family: MaskFamily, using rng: inout SeededGenerator) -> FamilyMask {
+        let fill = Double.random(in: family.fill[0] ... family.fill[1], using: &rng)
+        let levels: Int? = Double.random(in: 0 ..< 1, using: &rng) < family.gray
+            ? family.levels[Int.random(in: 0 ..< family.levels.count, using: &rng)] : nil
+        // A pixel's value: binary with P(1) = fill, or a quantised gray value with mean near fill
+        // (uniform on [0, 2 fill], or on [2 fill - 1, 1] above one half).
+        func pixel(_ rng: inout SeededGenerator) -> Float {
+            guard let levels else { return Double.random(in: 0 ..< 1, using: &rng) < fill ? 1 : 0 }
+            let low = max(0, 2 * fill - 1), high = min(1, 2 * fill)
+            let v = Double.random(in: low ... high, using: &rng)
+            return Float((v * Double(levels - 1)).rounded() / Double(levels - 1))
+        }
+        var shift: (rows: Int, columns: Int)?
+        var values = [Float](repeating: 0, count: frames * size * size)
+        if Double.random(in: 0 ..< 1, using: &rng) < family.shifting {
+            let directions = [(0, 1), (1, 0), (1, 1), (1, -1)]
+            let (dy, dx) = directions[Int.random(in: 0 ..< directions.count, using: &rng)]
+            let sign = Bool.random(using: &rng) ? 1 : -1
+            let (sy, sx) = (dy * sign, dx * sign)
+            shift = (sy, sx)
+            // Frame t reads the base pattern at offset(t) in each direction, which moves by the
+            // step each frame and stays inside the pattern whichever way it goes.
+            func offset(_ step: Int, _ t: Int) -> Int { step > 0 ? t : (step < 0 ? frames - 1 - t : 0) }
+            let span = size + frames - 1
+            let base = (0 ..< span * span).map { _ in pixel(&rng) }
+            for t in 0 ..< frames {
+                let oy = offset(sy, t), ox = offset(sx, t)
+                for r in 0 ..< size {
+                    for x in 0 ..< size { values[(t * size + r) * size + x] = base[(r + oy) * span + x + ox] }
+                }
+            }
+        } else {
+            for i in values.indices { values[i] = pixel(&rng) }
+        }
+        let transmission = Double.random(in: 0 ..< 1, using: &rng) < family.transmission
+        if transmission {
+            // 0.8 +- 0.2 with 0.5-3 cycles across the crop in each direction.
+            let fy = Double.random(in: 0.5 ... 3, using: &rng) * 2 * .pi / Double(size)
+            let fx = Double.random(in: 0.5 ... 3, using: &rng) * 2 * .pi / Double(size)
+            let py = Double.random(in: 0 ..< 2 * .pi, using: &rng), px = Double.random(in: 0 ..< 2 * .pi, using: &rng)
+            for r in 0 ..< size {
+                for x in 0 ..< size {
+                    let factor = Float(0.8 + 0.2 * sin(fy * Double(r) + py) * cos(fx * Double(x) + px))
+                    for t in 0 ..< frames { values[(t * size + r) * size + x] *= factor }
+                }
+            }
+        }
+        return FamilyMask(values: values, fill: fill, levels: levels, shift: shift, transmission: transmission)
     }
 
     /// (T, size, size) values of one random binary pattern, frame t shifted by t pixels along a

@@ -67,8 +67,8 @@ struct AlgorithmOptions: ParsableArguments {
 
 /// Chooses a RevSCI model: a name from configs/models, or a config file, and optionally weights.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model name from configs/models (see `ls configs/models`).")
-    var model: String = "revsci-paper"
+    @Option(help: "Model name from configs/models (see `ls configs/models`); default: the shipped revsci-default (bench: revsci-paper).")
+    var model: String?
 
     @Option(help: "Model config file (JSON), instead of --model.")
     var config: String?
@@ -76,9 +76,10 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Weights (.safetensors, or a PyTorch .pth checkpoint) instead of the config's own.")
     var weights: String?
 
-    func modelConfig() throws -> ModelConfig {
+    /// The chosen model's config; `defaultModel` when neither --model nor --config is given.
+    func modelConfig(defaultModel: String = "revsci-default") throws -> ModelConfig {
         if let config { return try ModelConfig.load(URL(fileURLWithPath: config)) }
-        return try ModelCatalog.config(named: model)
+        return try ModelCatalog.config(named: model ?? defaultModel)
     }
 
     var weightsURL: URL? { weights.map { URL(fileURLWithPath: $0) } }

@@ -81,7 +81,7 @@ struct BenchCommand: ParsableCommand {
         } else {
             kernelSet = .active
         }
-        let config = try model.modelConfig()
+        let config = try model.modelConfig(defaultModel: "revsci-paper")
         guard t == config.frames else { throw ValidationError("model '\(config.name)' reconstructs \(config.frames) frames per snapshot, not \(t)") }
         let weights = try model.weightsURL.map { try WeightsFile.load($0) } ?? config.architecture.randomWeights(seed: 1)
         let network = try RevSCINetwork(weights: weights)

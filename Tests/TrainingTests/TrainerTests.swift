@@ -78,6 +78,62 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(kinds.contains(true) && kinds.contains(false), "both kinds drawn: \(kinds)")
     }
 
+    /// The camera mask family: fills across the range, gray masks with at most their level
+    /// count of values, exact one-pixel shifts along rows, columns and diagonals, transmission
+    /// only where drawn; and a TrainingData drawing from it.
+    func testMaskFamilyCoversRealCoders() throws {
+        let prepare: (Snapshot, MaskStack) throws -> [Float] = { y, _ in y.pixels }
+        let family = TrainingData.MaskFamily(fill: [0.2, 0.8], gray: 0.5, levels: [4, 8], transmission: 0, shifting: 0.5)
+        var rng = SeededGenerator(seed: 7)
+        var fills: [Double] = [], directions = Set<String>(), grays = 0, binaries = 0
+        let (t, n) = (8, 24)
+        for _ in 0 ..< 200 {
+            let m = TrainingData.familyMask(frames: t, size: n, family: family, using: &rng)
+            XCTAssertTrue(m.values.allSatisfy { $0 >= 0 && $0 <= 1 })
+            let mean = Double(m.values.reduce(0, +)) / Double(m.values.count)
+            XCTAssertEqual(mean, m.fill, accuracy: 0.12, "the mask's mean follows its fill factor")
+            fills.append(mean)
+            let distinct = Set(m.values)
+            if let levels = m.levels {
+                grays += 1
+                XCTAssertLessThanOrEqual(distinct.count, levels)
+            } else {
+                binaries += 1
+                XCTAssertTrue(distinct.isSubset(of: [0, 1]))
+            }
+            if let shift = m.shift {
+                directions.insert("\(shift.rows),\(shift.columns)")
+                func v(_ f: Int, _ r: Int, _ x: Int) -> Float { m.values[(f * n + r) * n + x] }
+                for f in 1 ..< t {
+                    for r in 0 ..< n {
+                        for x in 0 ..< n {
+                            let (r0, x0) = (r + shift.rows, x + shift.columns)
+                            if r0 >= 0, r0 < n, x0 >= 0, x0 < n { XCTAssertEqual(v(f, r, x), v(f - 1, r0, x0)) }
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertLessThan(fills.min() ?? 1, 0.3)
+        XCTAssertGreaterThan(fills.max() ?? 0, 0.7)
+        XCTAssertGreaterThan(grays, 50)
+        XCTAssertGreaterThan(binaries, 50)
+        XCTAssertEqual(directions.count, 8, "rows, columns and both diagonals, both ways: \(directions.sorted())")
+        // Transmission scales the pattern smoothly into [0.6, 1].
+        let lit = TrainingData.MaskFamily(fill: [0.5, 0.5], gray: 0, levels: [2], transmission: 1, shifting: 0)
+        let m = TrainingData.familyMask(frames: 2, size: 32, family: lit, using: &rng)
+        XCTAssertTrue(m.transmission)
+        let open = m.values.filter { $0 > 0 }
+        XCTAssertGreaterThanOrEqual(open.min() ?? 0, 0.6 - 1e-6)
+        XCTAssertLessThan(open.min() ?? 1, 0.99)
+        // A TrainingData draws its masks from the family; a bad family is refused.
+        let data = try TrainingData(directory: makeData(), frames: 8, crop: 16, maskFamily: family)
+        let sample = try data.sample(step: 0, index: 0, seed: 3, prepare: prepare)
+        XCTAssertEqual(sample.mask.frames, 8)
+        XCTAssertThrowsError(try TrainingData(directory: makeData(), frames: 8, crop: 16,
+                                              maskFamily: .init(fill: [0, 1], gray: 0, levels: [1], transmission: 0, shifting: 0)))
+    }
+
     func testTrainingReducesLossAndResumesFromCheckpoint() throws {
         let data = try makeData()
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-run-\(UUID().uuidString)")
