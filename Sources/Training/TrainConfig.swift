@@ -49,12 +49,18 @@ public struct TrainConfig: Codable, Sendable {
     /// around the minimum by the learning rate; their average sits closer to it, so the average
     /// is validated beside the weights and is what a run ships.
     public var emaDecay: Double?
+    /// Model weights (.safetensors or .pth) a fresh run starts from instead of random ones, with
+    /// a fresh optimizer: fine-tuning a trained model for one camera.
+    public var initialWeights: String?
+    /// The mask validation simulates the scenes with (default: the validation folder's mask.mat).
+    public var validationMask: String?
 
     enum CodingKeys: String, CodingKey {
         case name, architecture, frames, crop, batch, mode, data, mask, output, seed, steps
         case learningRate = "learning_rate", checkpointEvery = "checkpoint_every", validateEvery = "validate_every"
         case validationData = "validation_data", initialCheckpoint = "initial_checkpoint", randomMasks = "random_masks"
         case maskFraction = "mask_fraction", exposure, motion, zoom, emaDecay = "ema_decay", maskFamily = "mask_family"
+        case initialWeights = "initial_weights", validationMask = "validation_mask"
     }
 
     public init(name: String, architecture: ModelArchitecture, output: String) {
@@ -88,6 +94,8 @@ public struct TrainConfig: Codable, Sendable {
         validationData = try c.decodeIfPresent(String.self, forKey: .validationData) ?? validationData
         initialCheckpoint = try c.decodeIfPresent(String.self, forKey: .initialCheckpoint)
         emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay)
+        initialWeights = try c.decodeIfPresent(String.self, forKey: .initialWeights)
+        validationMask = try c.decodeIfPresent(String.self, forKey: .validationMask)
     }
 
     public static func load(_ url: URL) throws -> TrainConfig {
@@ -95,6 +103,14 @@ public struct TrainConfig: Codable, Sendable {
         do { config = try JSONDecoder().decode(TrainConfig.self, from: Data(contentsOf: url)) } catch {
             throw SCIError("training config \(url.path) is not valid: \(error)")
         }
+        try config.check(url.lastPathComponent)
+        return config
+    }
+
+    /// Throws for settings out of range (`name` says which config).
+    public func check(_ name: String) throws {
+        let config = self
+        let url = URL(fileURLWithPath: name)
         guard config.crop >= 4, config.crop % 2 == 0, config.batch >= 1, config.frames >= 1, config.steps >= 1,
               config.learningRate > 0, config.checkpointEvery >= 1, config.validateEvery >= 1 else {
             throw SCIError("training config \(url.lastPathComponent): crop must be even (>= 4); batch, frames, steps, intervals and learning_rate positive")
@@ -105,6 +121,5 @@ public struct TrainConfig: Codable, Sendable {
         if let d = config.emaDecay, !(d > 0 && d < 1) {
             throw SCIError("training config \(url.lastPathComponent): ema_decay must lie strictly between 0 and 1, got \(d)")
         }
-        return config
     }
 }

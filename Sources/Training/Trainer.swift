@@ -68,6 +68,19 @@ public final class Trainer: @unchecked Sendable {
                 if name.hasPrefix("v.") { v[String(name.dropFirst(2))] = array.floats() }
             }
             optimizer = Adam(learningRate: config.learningRate, step: s, m: m, v: v)
+        } else if let initial = config.initialWeights {
+            let loaded = try WeightsFile.load(URL(fileURLWithPath: initial)).mapValues { $0.floats() }
+            let expected = config.architecture.parameterShapes
+            var kept: [String: [Float]] = [:]
+            for (name, shape) in expected {
+                guard let values = loaded[name], values.count == shape.reduce(1, *) else {
+                    throw SCIError("initial weights \(initial) do not fit this architecture (parameter \(name))")
+                }
+                kept[name] = values
+            }
+            parameters = kept
+            optimizer = Adam(learningRate: config.learningRate)
+            step = 0
         } else {
             parameters = config.architecture.randomWeights(seed: config.seed).mapValues { $0.floats() }
             optimizer = Adam(learningRate: config.learningRate)
@@ -106,6 +119,14 @@ public final class Trainer: @unchecked Sendable {
     }
 
     public func network() throws -> RevSCINetwork { try RevSCINetwork(weights: weightArrays()) }
+
+    /// Writes the weights (with `averaged`, their moving average when the run keeps one) as a
+    /// model's .safetensors.
+    public func exportWeights(to url: URL, averaged: Bool) throws {
+        let file = SafetensorsFile.encode(tensors(averaged ? average ?? parameters : parameters),
+                                          metadata: ["step": String(step), "run": config.name])
+        try Data(file).write(to: url, options: .atomic)
+    }
 
     /// average += (1 - decay) * (weights - average), for every parameter.
     func updateAverage(decay: Float) {
@@ -179,7 +200,7 @@ public final class Trainer: @unchecked Sendable {
     public func validate(averaged: Bool = false) throws -> [BenchmarkProtocol.SceneResult] {
         guard let folder = config.validationData else { return [] }
         let dir = URL(fileURLWithPath: folder)
-        let maskURL = dir.appendingPathComponent("mask.mat")
+        let maskURL = config.validationMask.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent("mask.mat")
         let mask = try BenchmarkProtocol.loadMask(maskURL)
         let reconstructor = try RevSCIReconstructor(config: modelConfig, weights: weightArrays(averaged: averaged))
         return try BenchmarkProtocol.sceneFiles(in: dir, excluding: maskURL).map {

@@ -9,7 +9,7 @@ struct RevSCICommand: ParsableCommand {
         A CACTI camera records T frames in one coded exposure; these commands recover them with
         GAP-TV (classical, no training) or the RevSCI network.
         """,
-        subcommands: [ServeCommand.self, ReconstructCommand.self, EvalCommand.self, BenchCommand.self, ConvertCommand.self, TrainCommand.self,
+        subcommands: [ServeCommand.self, ReconstructCommand.self, EvalCommand.self, BenchCommand.self, ConvertCommand.self, TrainCommand.self, FinetuneCommand.self,
                       TrainBenchCommand.self]
     )
 }

@@ -134,6 +134,54 @@ final class TrainerTests: XCTestCase {
                                               maskFamily: .init(fill: [0, 1], gray: 0, levels: [1], transmission: 0, shifting: 0)))
     }
 
+    /// Fine-tuning's pieces: a fresh run starts from given model weights (fresh optimizer),
+    /// validates with another mask than the folder's mask.mat, and exports weights a model
+    /// config loads.
+    func testFineTuningStartsFromModelWeightsAndExportsAModel() throws {
+        let data = try makeData()
+        let arch = ModelArchitecture(layout: .multiGroup, numBlocks: 2, numGroups: 2)
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-base-\(UUID().uuidString).safetensors")
+        let baseWeights = arch.randomWeights(seed: 42)
+        try Data(SafetensorsFile.encode(baseWeights.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })).write(to: base)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-ft-\(UUID().uuidString)")
+        var cfg = config(data, output: out)
+        cfg.initialWeights = base.path
+        cfg.frames = 4
+        let trainer = try Trainer(config: cfg, resume: false)
+        XCTAssertEqual(trainer.step, 0)
+        for (name, array) in baseWeights { XCTAssertEqual(trainer.parameters[name], array.floats(), name) }
+        XCTAssertNotEqual(trainer.parameters, arch.randomWeights(seed: cfg.seed).mapValues { $0.floats() })
+        XCTAssertTrue(try trainer.trainStep().isFinite)
+
+        // Validation under a mask given apart from the scenes' folder.
+        let scenes = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-val-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scenes, withIntermediateDirectories: true)
+        var orig = [UInt8](repeating: 0, count: 16 * 16 * 4)
+        for i in orig.indices { orig[i] = UInt8((i * 7) % 200 + 20) }
+        try Data(MATFile.encode([("orig", NumericArray(shape: [16, 16, 4], storage: .uint8(orig)))], compressed: false))
+            .write(to: scenes.appendingPathComponent("ramp_cacti.mat"))
+        let maskURL = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-cam-\(UUID().uuidString).mat")
+        var rng = SeededGenerator(seed: 5)
+        let camera = (0 ..< 16 * 16 * 4).map { _ in UInt8(rng.next() & 1) }
+        try Data(MATFile.encode([("mask", NumericArray(shape: [16, 16, 4], storage: .uint8(camera)))], compressed: false)).write(to: maskURL)
+        var validating = cfg
+        validating.validationData = scenes.path
+        validating.validationMask = maskURL.path
+        let scored = try Trainer(config: validating, resume: true)
+        let results = try scored.validate()
+        XCTAssertEqual(results.map(\.scene), ["ramp"])
+        XCTAssertTrue(results[0].meanPSNR.isFinite)
+
+        let exported = out.appendingPathComponent("weights.safetensors")
+        try trainer.exportWeights(to: exported, averaged: false)
+        let model = ModelConfig(name: "ft", description: "", architecture: arch, frames: 4, weights: exported.path)
+        XCTAssertNoThrow(try RevSCIReconstructor.load(config: model, weightsOverride: exported))
+        var wrong = cfg
+        wrong.architecture = ModelArchitecture(layout: .multiGroup, numBlocks: 3, numGroups: 2)
+        wrong.output = out.appendingPathComponent("other").path
+        XCTAssertThrowsError(try Trainer(config: wrong, resume: false)) { XCTAssertTrue("\($0)".contains("do not fit"), "\($0)") }
+    }
+
     func testTrainingReducesLossAndResumesFromCheckpoint() throws {
         let data = try makeData()
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("revsci-run-\(UUID().uuidString)")
