@@ -103,13 +103,7 @@ struct FinetuneCommand: ParsableCommand {
         say("finetune \(baseConfig.name) -> \(folder.path): mask \(maskStack.frames)x\(maskStack.height)x\(maskStack.width), crop \(side), batch \(batch), lr \(learningRate); \(trainer.clipSummary); from step \(trainer.step)"
             + (budget.map { String(format: "; %.1f min", $0) } ?? "") + (steps.map { "; \($0) steps" } ?? ""))
         let stop = StopFlag()
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.set() }
-            source.resume()
-            return source
-        }
+        let signals = stop.catchSignals()
         defer { signals.forEach { $0.cancel() } }
         let start = Date()
         let endStep = steps.map { trainer.step + $0 } ?? Int.max

@@ -34,13 +34,7 @@ struct TrainCommand: ParsableCommand {
         let trainer = try Trainer(config: cfg, resume: resume)
         say("training \(cfg.name): \(cfg.architecture.layout.rawValue), \(cfg.architecture.numBlocks) blocks, crop \(cfg.crop), batch \(cfg.batch), \(cfg.mode.rawValue) backprop; \(trainer.clipSummary); from step \(trainer.step) of \(cfg.steps); kernels \(trainer.kernels.rawValue)")
         let stop = StopFlag()
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.set() }
-            source.resume()
-            return source
-        }
+        let signals = stop.catchSignals()
         defer { signals.forEach { $0.cancel() } }
 
         let start = Date()
@@ -94,6 +88,18 @@ final class StopFlag: @unchecked Sendable {
     private var value = false
     func set() { lock.withLock { value = true } }
     var isSet: Bool { lock.withLock { value } }
+
+    /// Makes SIGINT and SIGTERM set this flag instead of ending the process (the loop then
+    /// saves a checkpoint and stops); cancel the returned sources to stop listening.
+    func catchSignals() -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [self] in set() }
+            source.resume()
+            return source
+        }
+    }
 }
 
 struct TrainBenchCommand: ParsableCommand {
