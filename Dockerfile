@@ -14,6 +14,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends zlib1g libssl3 
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/revsci /usr/local/bin/revsci
 COPY configs /opt/revsci/configs
+# The shipped default model's weights (configs/models/revsci-default.json names them by a
+# relative path); the training checkpoint stays out of the image.
+COPY models/revsci-default.safetensors /opt/revsci/models/revsci-default.safetensors
 COPY openapi.yaml /opt/revsci/openapi.yaml
 WORKDIR /opt/revsci
 VOLUME /data

@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The network and TV kernels are written once (generic, @inlinable, in Reconstruction's
-// KernelCore) and specialised in one small target per instruction set, each compiled
+// The network and TV kernels are written once (generic, @inlinable, in the KernelCore target)
+// and specialised in one small target per instruction set, each compiled
 // with its own -target-cpu, so SIMD code lowers to vector FMAs. The choice is made at run
 // time from the CPU's features (CCPUFeatures); a plain path serves every other CPU.
 // The kernel targets are optimised in debug builds too, so that `swift test` runs the network

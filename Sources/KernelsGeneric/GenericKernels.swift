@@ -1,7 +1,7 @@
 import KernelCore
 
 /// KernelCore's generic kernels specialised for the baseline instruction set (SSE2 on x86_64,
-/// NEON on arm64): the path for CPUs without AVX2/FMA. Compiled with -O even in debug builds.
+/// NEON on arm64): the path for CPUs without AVX2/FMA. Compiled with -Ounchecked even in debug builds.
 public enum GenericKernels {
     public static let vectorWidth = 4
     /// Pixels (direct) or 2x2 tiles (Winograd) per register block.

@@ -97,7 +97,8 @@ public struct RevSCIReconstructor: Reconstructor {
     }
 }
 
-/// Finds model configs: configs/models/<name>.json under the package (or REVSCI_CONFIGS).
+/// Finds model configs: configs/models/<name>.json under the working directory (or the folder
+/// named by REVSCI_MODELS).
 public enum ModelCatalog {
     public static var directory: URL {
         if let env = ProcessInfo.processInfo.environment["REVSCI_MODELS"], !env.isEmpty { return URL(fileURLWithPath: env) }
