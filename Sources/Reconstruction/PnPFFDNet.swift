@@ -90,6 +90,7 @@ public struct PnPFFDNet: Reconstructor {
         var done = 0
         var loop = GAPLoop(snapshot: snapshot, mask: mask, start: start, kernels: kernels)
         let t = mask.frames, h = mask.height, w = mask.width, plane = h * w
+        let workspace = FFDNet.Workspace(network: network, height: h, width: w)
         for stage in stages {
             for _ in 0 ..< stage.iterations {
                 try context.cancellation.check()
@@ -104,7 +105,8 @@ public struct PnPFFDNet: Reconstructor {
                         for f in 0 ..< t {
                             try context.cancellation.check()
                             let one = try network.denoise(UnsafeBufferPointer(rebasing: all[f * plane ..< (f + 1) * plane]),
-                                                          height: h, width: w, sigma: sigma, kernels: kernels)
+                                                          height: h, width: w, sigma: sigma,
+                                                          workspace: workspace, kernels: kernels)
                             denoised.replaceSubrange(f * plane ..< (f + 1) * plane, with: one)
                         }
                     }

@@ -91,10 +91,28 @@ public final class FFDNet: @unchecked Sendable {
         try self.init(stateDict: try WeightsFile.load(url))
     }
 
+    /// The activations of one frame size, kept across calls: a PnP loop denoises frames of one
+    /// size hundreds of times, and fresh activations cost a zeroed allocation (and its page
+    /// faults) each. Every call overwrites their interiors whole; the padding stays zero.
+    public final class Workspace: @unchecked Sendable {
+        let height: Int, width: Int
+        let input: Activation, hidden: [Activation], output: Activation
+
+        public init(network: FFDNet, height: Int, width: Int) {
+            self.height = height
+            self.width = width
+            let (h2, w2) = (height / 2, width / 2)
+            input = Activation(frames: 1, height: h2, width: w2, channels: 5 * network.colors, pad: 1)
+            hidden = (0 ..< 2).map { _ in Activation(frames: 1, height: h2, width: w2, channels: network.features, pad: 1) }
+            output = Activation(frames: 1, height: h2, width: w2, channels: 4 * network.colors, pad: 1)
+        }
+    }
+
     /// Denoises one frame: `pixels` is C x H x W (channels first), H and W even; `sigma` is the
-    /// noise level on the [0, 1] scale. Returns C x H x W.
+    /// noise level on the [0, 1] scale. Returns C x H x W. Pass a `workspace` of this size to
+    /// reuse its activations.
     public func denoise(_ pixels: UnsafeBufferPointer<Float>, height: Int, width: Int, sigma: Float,
-                        kernels: KernelSet = .active) throws -> [Float] {
+                        workspace: Workspace? = nil, kernels: KernelSet = .active) throws -> [Float] {
         guard height % 2 == 0, width % 2 == 0, height > 0, width > 0 else {
             throw SCIError("FFDNet needs an even height and width; this frame is \(height)x\(width)")
         }
@@ -104,7 +122,9 @@ public final class FFDNet: @unchecked Sendable {
         let h2 = height / 2, w2 = width / 2
         // Input: C noise-map channels, then channel C + 4c + p = colour c at sub-position p
         // (p: (0,0), (0,1), (1,0), (1,1) of each 2x2 cell).
-        let input = Activation(frames: 1, height: h2, width: w2, channels: 5 * colors, pad: 1)
+        let space = workspace.flatMap { $0.height == height && $0.width == width ? $0 : nil }
+            ?? Workspace(network: self, height: height, width: width)
+        let input = space.input
         do {
             let s = input.strides, origin = input.origin
             for r in 0 ..< h2 {
@@ -120,18 +140,12 @@ public final class FFDNet: @unchecked Sendable {
                 }
             }
         }
+        // Hidden layers alternate between the two hidden activations; the last writes the output.
         var current = input
-        var spare: Activation?
         for (index, layer) in layers.enumerated() {
             let last = index == layers.count - 1
-            let output: Activation
-            if !last, let reuse = spare, reuse.channels == layer.outputChannels {
-                output = reuse
-            } else {
-                output = Activation(frames: 1, height: h2, width: w2, channels: layer.outputChannels, pad: 1)
-            }
+            let output = last ? space.output : space.hidden[index % 2]
             layer.run(current.all, into: output.all, epilogue: .store, leakySlope: last ? nil : 0, kernels: kernels)
-            if current !== input { spare = current }
             current = output
         }
         // Output = x - predicted noise, placed back at full resolution.
