@@ -25,10 +25,7 @@ public struct ReconstructionInput: Sendable {
     /// Throws unless every value is finite: NaN or infinity in an input (or made by dividing by a
     /// tiny white level) would poison every reconstructed value.
     static func requireFinite(_ values: [Float], what: String, whiteLevel: Float?) throws {
-        var bad = 0
-        values.withUnsafeBufferPointer { buffer in
-            for v in buffer where !v.isFinite { bad += 1 }
-        }
+        let bad = nonFiniteCount(values)
         guard bad > 0 else { return }
         var message = "\(what) holds \(bad) value(s) that are NaN or infinite"
         if let whiteLevel, whiteLevel != 1 {

@@ -162,36 +162,38 @@ final class HTTPConnection: @unchecked Sendable {
         guard head.withUnsafeBytes({ transport.write($0, stallTimeout: stallTimeout) }) else { return false }
         guard sendBody else { return true }
         // Large bodies go in slices so that the whole-response deadline is checked between them.
-        let deadline = Deadline.after(configuration.responseTimeout)
         if let file = response.bodyFile {
-            var slice = [UInt8](repeating: 0, count: Self.writeSlice)
-            var offset = 0
-            while offset < file.count {
-                let left = Double(deadline.remainingMilliseconds) / 1000
-                guard left > 0 else { return false }
-                let n = slice.withUnsafeMutableBytes { file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0 ..< min($0.count, file.count - offset)]), at: offset) }
-                // A file that shrank or failed: the promised length cannot be kept; drop the connection.
-                guard n > 0 else { return false }
-                guard slice.withUnsafeBytes({ transport.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< n]), stallTimeout: min(stallTimeout, left)) }) else {
-                    return false
+            var scratch = [UInt8](repeating: 0, count: Self.writeSlice)
+            return scratch.withUnsafeMutableBytes { buffer in
+                sendSlices(transport, total: file.count, stallTimeout: stallTimeout) { offset, count in
+                    let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[0 ..< count])
+                    let n = file.read(into: piece, at: offset)
+                    // A file that shrank or failed: the promised length cannot be kept.
+                    return n > 0 ? UnsafeRawBufferPointer(rebasing: piece[0 ..< n]) : nil
                 }
-                offset += n
             }
-            return true
         }
         return response.body.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let left = Double(deadline.remainingMilliseconds) / 1000
-                guard left > 0 else { return false }
-                let end = min(raw.count, offset + Self.writeSlice)
-                guard transport.write(UnsafeRawBufferPointer(rebasing: raw[offset..<end]), stallTimeout: min(stallTimeout, left)) else {
-                    return false
-                }
-                offset = end
+            sendSlices(transport, total: raw.count, stallTimeout: stallTimeout) { offset, count in
+                UnsafeRawBufferPointer(rebasing: raw[offset ..< offset + count])
             }
-            return true
         }
+    }
+
+    /// Sends `total` bytes that `slice(offset, count)` hands out at most `writeSlice` at a time,
+    /// within `responseTimeout`; `false` when the peer is gone, stalls, runs out of time, or
+    /// `slice` has nothing (the connection must then be dropped: the length was promised).
+    private func sendSlices(_ transport: ConnectionTransport, total: Int, stallTimeout: Double,
+                            slice: (Int, Int) -> UnsafeRawBufferPointer?) -> Bool {
+        let deadline = Deadline.after(configuration.responseTimeout)
+        var offset = 0
+        while offset < total {
+            let left = Double(deadline.remainingMilliseconds) / 1000
+            guard left > 0, let piece = slice(offset, min(Self.writeSlice, total - offset)), piece.count > 0,
+                  transport.write(piece, stallTimeout: min(stallTimeout, left)) else { return false }
+            offset += piece.count
+        }
+        return true
     }
 
     private static let writeSlice = 256 * 1024

@@ -71,9 +71,6 @@ public struct HTTPRequest: Sendable {
         return Data(body)
     }
 
-    /// The body's length in bytes.
-    public var bodyCount: Int { spooledBody?.count ?? body.count }
-
     /// Splits a request-target into its path and query. Absolute-form targets
     /// (`http://host/p?q`) yield their path; `*` yields `*`.
     static func splitTarget(_ target: String) -> (path: String, query: String?) {

@@ -30,6 +30,13 @@ public struct PnPFFDNet: Reconstructor {
 
     public enum Schedule: String, Sendable, CaseIterable {
         case published, warm
+
+        /// FFDNet's noise levels on the 0-255 scale, one stage each.
+        public var sigmas: [Double] { self == .published ? [50, 25, 12, 6] : [25, 12, 6] }
+        /// GAP-TV iterations before the first FFDNet one.
+        public var warmIterations: Int { self == .published ? 0 : 40 }
+        /// GAP iterations per noise level.
+        public static let iterationsPerSigma = 10
     }
 
     public let network: FFDNet
@@ -42,12 +49,11 @@ public struct PnPFFDNet: Reconstructor {
     /// sigma override the schedule's, `warmIterations` the GAP-TV start (0: none).
     public static func stages(_ schedule: Schedule, sigmas: [Double]? = nil, iterationsPerSigma: Int? = nil,
                               warmIterations: Int? = nil, tvWeight: Double = 0.3, tvIterations: Int = 5) -> [Stage] {
-        let defaults: (sigmas: [Double], warm: Int) = schedule == .published ? ([50, 25, 12, 6], 0) : ([25, 12, 6], 40)
-        let each = iterationsPerSigma ?? 10
+        let each = iterationsPerSigma ?? Schedule.iterationsPerSigma
         var stages: [Stage] = []
-        let warm = warmIterations ?? defaults.warm
+        let warm = warmIterations ?? schedule.warmIterations
         if warm > 0 { stages.append(Stage(.tv(weight: Float(tvWeight), iterations: tvIterations), iterations: warm)) }
-        for sigma in sigmas ?? defaults.sigmas {
+        for sigma in sigmas ?? schedule.sigmas {
             stages.append(Stage(.ffdnet(sigma: Float(sigma / 255)), iterations: each))
         }
         return stages

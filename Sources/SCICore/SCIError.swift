@@ -6,6 +6,11 @@ public struct SCIError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String { message }
 }
 
+/// How many of `values` are NaN or infinite.
+public func nonFiniteCount(_ values: [Float]) -> Int {
+    values.withUnsafeBufferPointer { $0.reduce(0) { $1.isFinite ? $0 : $0 + 1 } }
+}
+
 /// Throws an `SCIError` naming `what` when `values` holds a NaN or an infinity.
 public func requireFinite(_ values: [Float], _ what: String) throws {
     for (i, v) in values.enumerated() where !v.isFinite {

@@ -1,4 +1,5 @@
 import Foundation
+import Reconstruction
 
 /// A job's settings after defaults were applied: what the `options` part asked for, checked.
 public struct JobOptions: Codable, Sendable, Equatable {
@@ -85,6 +86,14 @@ public struct JobOptions: Codable, Sendable, Equatable {
         if let pngBits, pngBits != 8 && pngBits != 16 { throw invalid("'png_bits' must be 8 or 16, got \(pngBits)") }
         var options = JobOptions(algorithm: resolved, model: nil, whiteLevel: whiteLevel, snapshots: snapshots,
                                  pngBits: pngBits ?? 8)
+        // The TV step's settings, for GAP-TV and PnP-FFDNet's warm start alike.
+        func tvSettings() throws -> (Double, Int) {
+            let weight = tvWeight ?? config.gaptv.tvWeight
+            let inner = tvIterations ?? config.gaptv.tvIterations
+            guard weight > 0, weight <= 1000, weight.isFinite else { throw invalid("'tv_weight' must be in (0, 1000], got \(weight)") }
+            guard (1 ... 1000).contains(inner) else { throw invalid("'tv_iterations' must be 1...1000, got \(inner)") }
+            return (weight, inner)
+        }
         let pnpGiven = [("schedule", schedule != nil), ("sigmas", sigmas != nil), ("sigma_iterations", sigmaIterations != nil),
                         ("warm_iterations", warmIterations != nil)].filter(\.1).map(\.0)
         if resolved != "pnp-ffdnet", !pnpGiven.isEmpty {
@@ -95,40 +104,32 @@ public struct JobOptions: Codable, Sendable, Equatable {
             if iterations != nil {
                 throw invalid("'iterations' is GAP-TV's; for PnP-FFDNet set 'warm_iterations' (GAP-TV iterations first) and 'sigma_iterations' (per noise level)")
             }
-            let named = schedule ?? "warm"
-            guard named == "warm" || named == "published" else { throw invalid("'schedule' must be \"warm\" or \"published\", got \"\(named)\"") }
+            let named = schedule ?? PnPFFDNet.Schedule.warm.rawValue
+            guard let chosen = PnPFFDNet.Schedule(rawValue: named) else {
+                throw invalid("'schedule' must be \"warm\" or \"published\", got \"\(named)\"")
+            }
             if let sigmas {
                 guard (1 ... 16).contains(sigmas.count), sigmas.allSatisfy({ $0 > 0 && $0 <= 255 }) else {
                     throw invalid("'sigmas' must list 1 to 16 noise levels in (0, 255] (on the 0-255 scale), e.g. [25, 12, 6]")
                 }
             }
-            let each = sigmaIterations ?? 10
+            let each = sigmaIterations ?? PnPFFDNet.Schedule.iterationsPerSigma
             guard (1 ... 1000).contains(each) else { throw invalid("'sigma_iterations' must be 1...1000, got \(each)") }
-            let warm = warmIterations ?? (named == "warm" ? 40 : 0)
+            let warm = warmIterations ?? chosen.warmIterations
             guard (0 ... 10_000).contains(warm) else { throw invalid("'warm_iterations' must be 0...10000, got \(warm)") }
-            let weight = tvWeight ?? config.gaptv.tvWeight
-            let inner = tvIterations ?? config.gaptv.tvIterations
-            guard weight > 0, weight <= 1000, weight.isFinite else { throw invalid("'tv_weight' must be in (0, 1000], got \(weight)") }
-            guard (1 ... 1000).contains(inner) else { throw invalid("'tv_iterations' must be 1...1000, got \(inner)") }
+            (options.tvWeight, options.tvIterations) = try tvSettings()
             options.schedule = named
-            options.sigmas = sigmas ?? (named == "warm" ? [25, 12, 6] : [50, 25, 12, 6])
+            options.sigmas = sigmas ?? chosen.sigmas
             options.sigmaIterations = each
             options.warmIterations = warm
-            options.tvWeight = weight
-            options.tvIterations = inner
             return options
         }
         if resolved == "gaptv" {
             if let model { throw invalid("'model' (\"\(model)\") applies to algorithm \"revsci\" only; drop it or set \"algorithm\": \"revsci\"") }
             let it = iterations ?? config.gaptv.iterations
-            let weight = tvWeight ?? config.gaptv.tvWeight
-            let inner = tvIterations ?? config.gaptv.tvIterations
             guard (1 ... 10_000).contains(it) else { throw invalid("'iterations' must be 1...10000, got \(it)") }
-            guard weight > 0, weight <= 1000, weight.isFinite else { throw invalid("'tv_weight' must be in (0, 1000], got \(weight)") }
-            guard (1 ... 1000).contains(inner) else { throw invalid("'tv_iterations' must be 1...1000, got \(inner)") }
             options.iterations = it
-            options.tvWeight = weight
-            options.tvIterations = inner
+            (options.tvWeight, options.tvIterations) = try tvSettings()
         } else {
             let given = [("iterations", iterations != nil), ("tv_weight", tvWeight != nil), ("tv_iterations", tvIterations != nil)]
                 .filter(\.1).map(\.0)

@@ -126,7 +126,7 @@ struct JobRunner: Sendable {
     /// A result holding NaN or infinity is not stored: it would make every download meaningless
     /// (and PNG frames of it all black). The job fails saying why instead.
     static func requireFinite(_ video: Video, whiteLevel: Float) throws {
-        let bad = video.pixels.withUnsafeBufferPointer { $0.reduce(0) { $1.isFinite ? $0 : $0 + 1 } }
+        let bad = nonFiniteCount(video.pixels)
         guard bad > 0 else { return }
         throw SCIError("the reconstruction produced \(bad) NaN or infinite value(s) out of \(video.pixels.count): the input's values overflow float32 arithmetic on the [0, 1] scale (white level \(whiteLevel)); state a white_level near the measurement's largest value, or rescale the data")
     }

@@ -150,6 +150,11 @@ public final class JobStore: @unchecked Sendable {
         }
     }
 
+    /// The size of a file in the job's folder, or nil when it is not there.
+    public func fileSize(_ id: String, _ file: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: path(id, file)))?[.size] as? Int
+    }
+
     /// Reads a file of the job's folder.
     public func readFile(_ id: String, _ file: String) throws -> [UInt8] {
         try DurableFile.read(path(id, file))

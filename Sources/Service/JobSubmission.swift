@@ -189,6 +189,13 @@ struct JobSubmission {
         }
     }
 
+    /// The request's body, from memory or mapped from its spool file (500 if that fails).
+    static func body(of request: HTTPRequest) throws -> Data {
+        do { return try request.bodyBytes() } catch let error as HTTPParseError {
+            throw ProblemDocument.internalError(error.detail)
+        }
+    }
+
     /// Splits a multipart/form-data request into named parts; 415 for other content types,
     /// 400 for broken bodies, unknown or repeated fields.
     static func multipartParts(_ request: HTTPRequest, allowed: [String], what: String) throws -> [String: MultipartFormData.Part] {
@@ -198,9 +205,7 @@ struct JobSubmission {
         }
         let parts: [MultipartFormData.Part]
         do {
-            parts = try MultipartFormData.parse(data: try request.bodyBytes(), contentType: contentType)
-        } catch let error as HTTPParseError {
-            throw ProblemDocument.internalError(error.detail)
+            parts = try MultipartFormData.parse(data: try body(of: request), contentType: contentType)
         } catch let error as MultipartError {
             if error.kind == .notMultipart {
                 throw ProblemDocument(.unsupportedMediaType, kind: .unsupportedMediaType,

@@ -106,8 +106,10 @@ public final class ModelRegistry: @unchecked Sendable {
             ("description", "PnP-FFDNet: the GAP loop with the pretrained FFDNet image denoiser instead of TV; needs no SCI training, takes any mask and any number of frames (even height and width). Schedule 'warm' (default): GAP-TV first, then FFDNet at 25/12/6; 'published': FFDNet at 50/25/12/6 from the start."),
             ("frames", .null), ("architecture", .null),
             ("weights_available", .bool(ffdnetWeightsURL().map { FileManager.default.isReadableFile(atPath: $0.path) } ?? false)),
-            ("parameters", .object([("schedule", "warm"), ("sigmas", .array([25, 12, 6])), ("sigma_iterations", 10),
-                                    ("warm_iterations", 40)])),
+            ("parameters", .object([("schedule", .string(PnPFFDNet.Schedule.warm.rawValue)),
+                                    ("sigmas", .array(PnPFFDNet.Schedule.warm.sigmas.map { .number($0) })),
+                                    ("sigma_iterations", .int(PnPFFDNet.Schedule.iterationsPerSigma)),
+                                    ("warm_iterations", .int(PnPFFDNet.Schedule.warm.warmIterations))])),
         ]))
         for name in names() {
             guard let model = try? ModelCatalog.config(named: name, in: directory) else { continue }

@@ -26,12 +26,7 @@ final class Router: @unchecked Sendable {
         var template = "unmatched"
         var response: HTTPResponse
         do {
-            let match = try route(request)
-            template = match.template
-            if template.hasPrefix("/v1") { try authorize(request) }
-            guard match.exists else { throw Self.noRoute(request) }
-            guard let handler = match.handlers[method] else { throw Self.methodNotAllowed(match, request) }
-            response = try handler()
+            response = try resolve(request, method: method, template: &template).handler()
         } catch let problem as ProblemDocument {
             response = problem.response(instance: String(request.rawPath.prefix(200)))
         } catch {
@@ -40,12 +35,30 @@ final class Router: @unchecked Sendable {
                 .response(instance: String(request.rawPath.prefix(200)))
         }
         let seconds = Date().timeIntervalSince(start)
-        let methodLabel = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].contains(method) ? method : "OTHER"
-        service.metrics.recordRequest(route: template, method: methodLabel, status: response.status.code, seconds: seconds)
-        if service.config.accessLog {
-            service.log("\(request.remoteAddress) \"\(request.method.prefix(20)) \(request.target.prefix(200))\" \(response.status.code) \(response.body.count) \(String(format: "%.3f", seconds))s")
-        }
+        record(request, method: method, template: template, status: response.status.code, seconds: seconds,
+               outcome: "\(response.body.count) \(String(format: "%.3f", seconds))s")
         return response
+    }
+
+    /// The matched route and the handler for `method`, after the auth check (401), the route's
+    /// existence (404) and the method (405): what both the head check and the handler path
+    /// decide. `template` is set as soon as the route is known (for metrics).
+    func resolve(_ request: HTTPRequest, method: String, template: inout String) throws -> (match: Match, handler: () throws -> HTTPResponse) {
+        let match = try route(request)
+        template = match.template
+        if template.hasPrefix("/v1") { try authorize(request) }
+        guard match.exists else { throw Self.noRoute(request) }
+        guard let handler = match.handlers[method] else { throw Self.methodNotAllowed(match, request) }
+        return (match, handler)
+    }
+
+    /// Counts an answer in the metrics under its route template and writes the access-log line.
+    func record(_ request: HTTPRequest, method: String, template: String, status: Int, seconds: Double, outcome: String) {
+        let methodLabel = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].contains(method) ? method : "OTHER"
+        service.metrics.recordRequest(route: template, method: methodLabel, status: status, seconds: seconds)
+        if service.config.accessLog {
+            service.log("\(request.remoteAddress) \"\(request.method.prefix(20)) \(request.target.prefix(200))\" \(status) \(outcome)")
+        }
     }
 
     /// Decides from a request's head, before its body is read, whether the body is wanted:
@@ -57,11 +70,7 @@ final class Router: @unchecked Sendable {
         let method = request.method == "HEAD" ? "GET" : request.method
         var template = "unmatched"
         do {
-            let match = try route(request)
-            template = match.template
-            if template.hasPrefix("/v1") { try authorize(request) }
-            guard match.exists else { throw Self.noRoute(request) }
-            guard match.handlers[method] != nil else { throw Self.methodNotAllowed(match, request) }
+            _ = try resolve(request, method: method, template: &template)
             let declared: Int64
             if case .contentLength(let length) = head.framing { declared = Int64(length) } else { declared = 0 }
             switch (template, method) {
@@ -80,11 +89,7 @@ final class Router: @unchecked Sendable {
             return nil
         } catch let problem as ProblemDocument {
             let response = problem.response(instance: String(request.rawPath.prefix(200)))
-            let methodLabel = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].contains(method) ? method : "OTHER"
-            service.metrics.recordRequest(route: template, method: methodLabel, status: response.status.code, seconds: 0)
-            if service.config.accessLog {
-                service.log("\(remoteAddress) \"\(request.method.prefix(20)) \(request.target.prefix(200))\" \(response.status.code) refused before the body")
-            }
+            record(request, method: method, template: template, status: response.status.code, seconds: 0, outcome: "refused before the body")
             return response
         } catch {
             return ProblemDocument.internalError("The server failed to check the request: \(error)").response(instance: nil)
@@ -93,9 +98,7 @@ final class Router: @unchecked Sendable {
 
     /// 415 unless the request's media type is one of `types`.
     func requireMediaType(_ request: HTTPRequest, _ types: [String], what: String) throws {
-        let mediaType = (request.contentType ?? "").split(separator: ";").first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
-        } ?? ""
+        let mediaType = request.mediaType
         guard types.contains(mediaType) else {
             throw ProblemDocument(.unsupportedMediaType, kind: .unsupportedMediaType,
                 detail: "Send \(what) as \(types.joined(separator: " or ")) (the request's Content-Type is '\(mediaType.prefix(80))').")
@@ -179,5 +182,12 @@ final class Router: @unchecked Sendable {
                                 ? "This server requires 'Authorization: Bearer <token>' on /v1 requests."
                                 : "The bearer token is not accepted by this server.",
                               headers: [("WWW-Authenticate", challenge)])
+    }
+}
+
+extension HTTPRequest {
+    /// The Content-Type without its parameters, lowercased ("" when there is none).
+    var mediaType: String {
+        (contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
     }
 }

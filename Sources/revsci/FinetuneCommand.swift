@@ -119,10 +119,10 @@ struct FinetuneCommand: ParsableCommand {
             trainer.appendLog(["step": trainer.step, "loss": loss, "seconds": dt, "learning_rate": Double(learningRate),
                                "time": Date().timeIntervalSince1970])
             if trainer.step % cfg.checkpointEvery == 0 { try trainer.saveCheckpoint() }
-            if validationData != nil, trainer.step % validateEvery == 0 { try validate(trainer) }
+            if validationData != nil, trainer.step % validateEvery == 0 { try reportValidation(trainer) }
         }
         try trainer.saveCheckpoint()
-        if validationData != nil { try validate(trainer) }
+        if validationData != nil { try reportValidation(trainer) }
         let weightsOut = folder.appendingPathComponent("weights.safetensors")
         // The average (decay 0.99) remembers about the last 100 steps: before 300 steps it still
         // leans on the base model's weights, so short runs ship the weights themselves.
@@ -136,16 +136,5 @@ struct FinetuneCommand: ParsableCommand {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(model).write(to: folder.appendingPathComponent("model.json"), options: .atomic)
         say("wrote \(folder.appendingPathComponent("model.json").path) (use --config with reconstruct or eval)")
-    }
-
-    func validate(_ trainer: Trainer) throws {
-        var record: [String: Any] = ["step": trainer.step, "time": Date().timeIntervalSince1970]
-        for averaged in [false, true] {
-            let results = try trainer.validate(averaged: averaged)
-            say("validation at step \(trainer.step)\(averaged ? " (average)" : ""): "
-                + results.map { String(format: "%@ %.2f dB / %.4f", $0.scene, $0.meanPSNR, $0.meanSSIM) }.joined(separator: ", "))
-            for r in results { record["\(averaged ? "ema_" : "")psnr_\(r.scene)"] = r.meanPSNR }
-        }
-        trainer.appendLog(record)
     }
 }

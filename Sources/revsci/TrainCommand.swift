@@ -56,23 +56,10 @@ struct TrainCommand: ParsableCommand {
             trainer.appendLog(["step": trainer.step, "loss": loss, "seconds": dt, "samples_per_second": Double(cfg.batch) / dt,
                                "learning_rate": Double(cfg.learningRate), "time": Date().timeIntervalSince1970])
             if trainer.step % cfg.checkpointEvery == 0 { try trainer.saveCheckpoint() }
-            if trainer.step % cfg.validateEvery == 0 { try validate(trainer) }
+            if trainer.step % cfg.validateEvery == 0 { try reportValidation(trainer) }
         }
         try trainer.saveCheckpoint()
         say("checkpoint at step \(trainer.step): \(trainer.weightsURL.path)")
-    }
-
-    /// Scores the weights and, when the run keeps one, their moving average (logged as ema_psnr_*, ema_ssim_*).
-    func validate(_ trainer: Trainer) throws {
-        var record: [String: Any] = ["step": trainer.step, "time": Date().timeIntervalSince1970]
-        for (averaged, prefix) in [(false, ""), (true, "ema_")] where !averaged || trainer.average != nil {
-            let results = try trainer.validate(averaged: averaged)
-            guard !results.isEmpty else { return }
-            let line = results.map { String(format: "%@ %.2f dB / %.4f", $0.scene, $0.meanPSNR, $0.meanSSIM) }.joined(separator: ", ")
-            say("validation at step \(trainer.step)\(averaged ? " (weight average)" : ""): \(line)")
-            for r in results { record["\(prefix)psnr_\(r.scene)"] = r.meanPSNR; record["\(prefix)ssim_\(r.scene)"] = r.meanSSIM }
-        }
-        trainer.appendLog(record)
     }
 
     static func duration(_ s: Double) -> String {
@@ -80,6 +67,21 @@ struct TrainCommand: ParsableCommand {
         let m = Int(s / 60)
         return m >= 60 ? "\(m / 60)h\(String(format: "%02d", m % 60))m" : "\(m)m\(String(format: "%02d", Int(s) % 60))s"
     }
+}
+
+/// Scores the weights and, when the run keeps one, their moving average on the validation
+/// scenes, prints them and logs them (ema_psnr_*, ema_ssim_* for the average); nothing when the
+/// run has no validation data.
+func reportValidation(_ trainer: Trainer) throws {
+    var record: [String: Any] = ["step": trainer.step, "time": Date().timeIntervalSince1970]
+    for (averaged, prefix) in [(false, ""), (true, "ema_")] where !averaged || trainer.average != nil {
+        let results = try trainer.validate(averaged: averaged)
+        guard !results.isEmpty else { return }
+        let line = results.map { String(format: "%@ %.2f dB / %.4f", $0.scene, $0.meanPSNR, $0.meanSSIM) }.joined(separator: ", ")
+        say("validation at step \(trainer.step)\(averaged ? " (weight average)" : ""): \(line)")
+        for r in results { record["\(prefix)psnr_\(r.scene)"] = r.meanPSNR; record["\(prefix)ssim_\(r.scene)"] = r.meanSSIM }
+    }
+    trainer.appendLog(record)
 }
 
 /// Set from a signal handler, read by the training loop.

@@ -227,8 +227,8 @@ struct JobRoutes: Sendable {
             return .file(file, headers: headers)
         }
         if request.method == "HEAD" {
-            let size = (try? FileManager.default.attributesOfItem(atPath: store.path(id, JobRunner.resultFile)))?[.size] as? Int
-            return .headOnly(headers: headers, length: size)
+            // The stored result has the download's shape and type: the same length.
+            return .headOnly(headers: headers, length: store.fileSize(id, JobRunner.resultFile))
         }
         let bytes = try service.decoding {
             FrameEncoding.npy(try result(job), whiteLevel: Float(job.whiteLevel))

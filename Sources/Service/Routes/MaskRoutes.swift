@@ -16,9 +16,7 @@ struct MaskRoutes: Sendable {
     func upload(_ request: HTTPRequest) throws -> HTTPResponse {
         try service.requireAccepting()
         let bytes: Data
-        let mediaType = (request.contentType ?? "").split(separator: ";").first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
-        } ?? ""
+        let mediaType = request.mediaType
         if mediaType == "multipart/form-data" {
             let parts = try JobSubmission.multipartParts(request, allowed: ["mask"], what: "a mask")
             guard let part = parts["mask"] else {
@@ -27,9 +25,7 @@ struct MaskRoutes: Sendable {
             }
             bytes = part.body
         } else if Self.rawTypes.contains(mediaType) {
-            do { bytes = try request.bodyBytes() } catch let error as HTTPParseError {
-                throw ProblemDocument.internalError(error.detail)
-            }
+            bytes = try JobSubmission.body(of: request)
         } else {
             throw ProblemDocument(.unsupportedMediaType, kind: .unsupportedMediaType,
                 detail: "Send the mask as multipart/form-data (field 'mask') or as a raw file body with Content-Type application/octet-stream (got '\(mediaType.prefix(80))').")
